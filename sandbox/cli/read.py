@@ -1,0 +1,203 @@
+"""Commands that read or clear the data file; they work while a server is running."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from sandbox.cli.errors import bad_input, failure
+from sandbox.cli.options import build_config, common_options, pop_common
+from sandbox.cli.output import human_size, journey_lines, json_line, table
+from sandbox.config import Config
+from sandbox.mime import readable_text
+from sandbox.store import MessageFilter, MessageRecord, SqliteStore
+
+T = TypeVar("T")
+POLL_SECONDS = 0.05
+
+
+def run_with_store(config: Config, work: Callable[[SqliteStore], Awaitable[T]]) -> T:
+    if config.in_memory:
+        raise bad_input(
+            "--data :memory: only works with serve: an in-memory store lives inside that"
+            " process; point this command at the serve instance's data file"
+        )
+
+    async def run() -> T:
+        store = await SqliteStore.open(config.data)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+@click.command()
+@click.option("--to", "to", metavar="ADDRESS", help="Delivered to this mailbox (or @domain).")
+@click.option("--from", "sender", metavar="ADDRESS", help="Sent from this address (or @domain).")
+@click.option("--subject", metavar="TEXT", help="Subject contains this text.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line, with the journey.")
+@common_options
+@click.pass_context
+def messages(
+    ctx: click.Context,
+    /,
+    to: str | None,
+    sender: str | None,
+    subject: str | None,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """List stored messages, oldest first: one line per copy in a mailbox folder."""
+    config = build_config(ctx, pop_common(kwargs))
+    flt = MessageFilter(to=to, sender=sender, subject=subject)
+
+    async def work(store: SqliteStore) -> None:
+        records = await store.list_messages(flt)
+        if as_json:
+            for record in records:
+                click.echo(json_line(record, await store.journey(record.message_id)))
+        elif records:
+            click.echo(table(records))
+
+    run_with_store(config, work)
+
+
+@click.command()
+@click.argument("message_id", metavar="ID", type=int)
+@click.option("--raw", is_flag=True, help="Print the message exactly as stored.")
+@click.option("--json", "as_json", is_flag=True, help="Print the message JSON.")
+@common_options
+@click.pass_context
+def show(ctx: click.Context, /, message_id: int, raw: bool, as_json: bool, **kwargs: Any) -> None:
+    """Show one message: headers, readable text and its journey."""
+    config = build_config(ctx, pop_common(kwargs))
+
+    async def work(store: SqliteStore) -> None:
+        record = await store.get_message(message_id)
+        if record is None:
+            raise bad_input(
+                f"no message with id {message_id}; list ids with: mail-sandbox messages"
+            )
+        content = await store.raw(record.message_id) or b""
+        journey = await store.journey(record.message_id)
+        if raw:
+            sys.stdout.buffer.write(content)
+            sys.stdout.flush()
+        elif as_json:
+            click.echo(json_line(record, journey))
+        else:
+            click.echo(_describe(record, content, journey))
+
+    run_with_store(config, work)
+
+
+def _describe(record: MessageRecord, content: bytes, journey: Any) -> str:
+    lines = [
+        f"Message {record.id} in {record.mailbox}/{record.folder}"
+        + ("  [held: the recipient's domain is outside the sandbox]" if record.held else ""),
+        f"From:     {record.from_addr or record.envelope_from or '<>'}",
+        f"To:       {', '.join(record.to)}",
+    ]
+    if record.cc:
+        lines.append(f"Cc:       {', '.join(record.cc)}")
+    lines += [
+        f"Subject:  {record.subject or '(no subject)'}",
+        f"Date:     {record.date or '(none)'}",
+        f"Size:     {human_size(record.size)}",
+        "",
+        readable_text(content).rstrip(),
+        "",
+        "Journey:",
+        *journey_lines(journey),
+    ]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--to", "to", metavar="ADDRESS", required=True, help="Mailbox (or @domain).")
+@click.option("--from", "sender", metavar="ADDRESS", help="Sent from this address.")
+@click.option("--subject", metavar="TEXT", help="Subject contains this text.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait before giving up (exit 1).",
+)
+@click.option("--new", "only_new", is_flag=True, help="Ignore messages already stored.")
+@click.option("--json", "as_json", is_flag=True, help="Print the message JSON.")
+@common_options
+@click.pass_context
+def wait(
+    ctx: click.Context,
+    /,
+    to: str,
+    sender: str | None,
+    subject: str | None,
+    timeout: float,
+    only_new: bool,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Block until a matching message is stored (the newest one already there counts)."""
+    config = build_config(ctx, pop_common(kwargs))
+    flt = MessageFilter(to=to, sender=sender, subject=subject)
+
+    async def work(store: SqliteStore) -> MessageRecord:
+        deadline = time.monotonic() + timeout
+        after = await store.last_id()  # taken first, so nothing slips between the checks
+        if not only_new:
+            existing = await store.newest_message(flt)
+            if existing is not None:
+                return existing
+        while True:
+            found = await store.list_messages(_after(flt, after), limit=1)
+            if found:
+                return found[0]
+            if time.monotonic() >= deadline:
+                total = await store.count_messages()
+                raise failure(
+                    f"no message {_describe_filter(flt)} arrived within {timeout:g}s"
+                    f" ({total} stored; see them with: mail-sandbox messages)"
+                )
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def work_and_journey(store: SqliteStore) -> tuple[MessageRecord, Any]:
+        record = await work(store)
+        return record, await store.journey(record.message_id)
+
+    record, journey = run_with_store(config, work_and_journey)
+    if as_json:
+        click.echo(json_line(record, journey))
+    else:
+        click.echo(table([record]))
+
+
+def _after(flt: MessageFilter, after_id: int) -> MessageFilter:
+    return MessageFilter(to=flt.to, sender=flt.sender, subject=flt.subject, after_id=after_id)
+
+
+def _describe_filter(flt: MessageFilter) -> str:
+    parts = [f"to {flt.to}"]
+    if flt.sender:
+        parts.append(f"from {flt.sender}")
+    if flt.subject:
+        parts.append(f"with subject containing {flt.subject!r}")
+    return " ".join(parts)
+
+
+@click.command()
+@common_options
+@click.pass_context
+def clear(ctx: click.Context, /, **kwargs: Any) -> None:
+    """Delete every message (mailboxes and their UIDs stay)."""
+    config = build_config(ctx, pop_common(kwargs))
+    count = run_with_store(config, lambda store: store.clear())
+    click.echo(f"deleted {count} message{'s' if count != 1 else ''}")

@@ -1,0 +1,55 @@
+"""``mail-sandbox serve``: every server, headless, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from sandbox.cli.options import build_config, common_options, pop_common
+from sandbox.config import Config
+from sandbox.runtime import Endpoints, Runtime
+
+
+@click.command()
+@common_options
+@click.pass_context
+def serve(ctx: click.Context, /, **kwargs: Any) -> None:
+    """Run every server without the TUI; prints one JSON "ready" line once listening."""
+    run_serve(build_config(ctx, pop_common(kwargs)))
+
+
+def run_serve(config: Config) -> None:
+    logging.basicConfig(level=logging.WARNING, format="mail-sandbox: %(levelname)s %(message)s")
+    asyncio.run(_serve(config))
+
+
+async def _serve(config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = Runtime(config)
+    endpoints = await runtime.start()
+    try:
+        print(endpoints.ready_line(), flush=True)
+        print(banner(endpoints), file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await runtime.stop()
+
+
+def banner(endpoints: Endpoints) -> str:
+    host, port = endpoints.smtp
+    lines = [
+        f"mail-sandbox is running. Point your app at SMTP {host}:{port} (no TLS; any AUTH"
+        " login and password accepted).",
+        *(f"  MX of {d}: {h}:{p}" for d, (h, p) in endpoints.mx.items()),
+        f"  data: {endpoints.data}",
+        "  List mail with `mail-sandbox messages`; stop with Ctrl-C.",
+    ]
+    return "\n".join(lines)

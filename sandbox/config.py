@@ -1,0 +1,351 @@
+"""The sandbox's one configuration: a frozen dataclass tree built once at the edge.
+
+Layers, lowest first: built-in defaults < TOML file (``--config`` or ``MAIL_SANDBOX_CONFIG``)
+< ``MAIL_SANDBOX_*`` environment < command-line flags. Every layer is a plain mapping of
+dotted keys (``smtp.port``) so that one validator reports a bad value the same way
+wherever it came from: one line naming the source, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+MEMORY = ":memory:"
+DEFAULT_DOMAINS = ("alpha.test", "beta.test", "gamma.test")
+FIRST_MX_ADDRESS = "127.0.0.11"
+ENV_PREFIX = "MAIL_SANDBOX_"
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message is one line, ready for stderr."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        super().__init__(f"{source}: {key}: {problem}")
+        self.source = source
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Account:
+    """A login for POP3/IMAP/SMTP AUTH; once any exist, wrong passwords are refused."""
+
+    address: str
+    password: str
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """One fake domain: its MX server listens on ``mx_address``."""
+
+    name: str
+    mx_address: str
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    port: int = 1025
+    hostname: str = "submission.localhost"
+    max_message_size: int = 25 * 1024 * 1024
+    # RFC 5321 §4.5.3.1.6: 998 octets of text plus CRLF; aiosmtpd counts the dot too.
+    max_line_length: int = 1001
+    max_recipients: int = 1000
+    idle_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class MxConfig:
+    port: int = 2525
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    port: int
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    data: str = ""
+    domains: tuple[DomainConfig, ...] = ()
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    mx: MxConfig = field(default_factory=MxConfig)
+    pop3: PortConfig = field(default_factory=lambda: PortConfig(1110))
+    imap: PortConfig = field(default_factory=lambda: PortConfig(1143))
+    dns: PortConfig = field(default_factory=lambda: PortConfig(1053))
+    accounts: tuple[Account, ...] = ()
+
+    def domain_names(self) -> frozenset[str]:
+        return frozenset(d.name for d in self.domains)
+
+    def is_fake_domain(self, domain: str) -> bool:
+        return domain.lower() in self.domain_names()
+
+    @property
+    def in_memory(self) -> bool:
+        return self.data == MEMORY
+
+
+def default_data_path() -> str:
+    return str(platformdirs.user_data_path("mail-sandbox") / "sandbox.sqlite3")
+
+
+def default_domains(names: tuple[str, ...] = DEFAULT_DOMAINS) -> tuple[DomainConfig, ...]:
+    return tuple(DomainConfig(name, nth_mx_address(i)) for i, name in enumerate(names))
+
+
+def nth_mx_address(index: int) -> str:
+    """127.0.0.11, .12, … — one loopback address per domain (DESIGN.md)."""
+    return str(ipaddress.IPv4Address(FIRST_MX_ADDRESS) + index)
+
+
+# --- the layers -------------------------------------------------------------------------
+
+# Flat keys every layer may set, with the type the value must have.
+_SCALARS: dict[str, type] = {
+    "host": str,
+    "data": str,
+    "smtp.port": int,
+    "smtp.hostname": str,
+    "smtp.max_message_size": int,
+    "smtp.max_line_length": int,
+    "smtp.max_recipients": int,
+    "smtp.idle_timeout": float,
+    "mx.port": int,
+    "pop3.port": int,
+    "imap.port": int,
+    "dns.port": int,
+}
+_PORT_KEYS = {"smtp.port", "mx.port", "pop3.port", "imap.port", "dns.port"}
+_POSITIVE_KEYS = {
+    "smtp.max_message_size",
+    "smtp.max_line_length",
+    "smtp.max_recipients",
+    "smtp.idle_timeout",
+}
+# Environment variables: MAIL_SANDBOX_SMTP_PORT → smtp.port, and so on.
+ENV_KEYS: dict[str, str] = {ENV_PREFIX + k.upper().replace(".", "_"): k for k in _SCALARS} | {
+    ENV_PREFIX + "DOMAINS": "domains",
+}
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+
+
+def load_config(
+    *,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the effective configuration from every layer; raise ConfigError on bad input."""
+    env = os.environ if env is None else env
+    path = config_file or env.get(ENV_PREFIX + "CONFIG") or None
+    values: dict[str, Any] = {}
+    domains: tuple[DomainConfig, ...] | None = None
+    accounts: tuple[Account, ...] = ()
+    if path:
+        file_values, domains, accounts = _read_toml(path)
+        values.update(file_values)
+    for var, key in ENV_KEYS.items():
+        if var in env:
+            if key == "domains":
+                domains = _domains_from_list(f"environment {var}", "domains", env[var].split(","))
+            else:
+                values[key] = _coerce(f"environment {var}", key, env[var])
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key == "domains":
+            domains = _domains_from_list("command line", "--domain", list(value))
+        else:
+            values[key] = _coerce("command line", key, value)
+    return _build(values, domains, accounts)
+
+
+def _build(
+    values: Mapping[str, Any],
+    domains: tuple[DomainConfig, ...] | None,
+    accounts: tuple[Account, ...],
+) -> Config:
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in values.items():
+        section, _, name = key.rpartition(".")
+        (sections.setdefault(section, {}) if section else top)[name] = value
+    config = Config(
+        host=top.get("host", "127.0.0.1"),
+        data=top.get("data") or default_data_path(),
+        domains=domains if domains is not None else default_domains(),
+        smtp=SmtpConfig(**sections.get("smtp", {})),
+        mx=MxConfig(**sections.get("mx", {})),
+        pop3=PortConfig(sections.get("pop3", {}).get("port", 1110)),
+        imap=PortConfig(sections.get("imap", {}).get("port", 1143)),
+        dns=PortConfig(sections.get("dns", {}).get("port", 1053)),
+        accounts=accounts,
+    )
+    if config.data != MEMORY:
+        config = replace(config, data=str(Path(config.data).expanduser()))
+    return config
+
+
+def _coerce(source: str, key: str, raw: Any) -> Any:
+    """Check one scalar against its type and range, converting text from env/flags."""
+    if key not in _SCALARS:
+        raise ConfigError(source, key, "unknown setting")
+    want = _SCALARS[key]
+    value: Any = raw
+    if isinstance(raw, str) and want is not str:
+        try:
+            value = want(raw.strip())
+        except ValueError:
+            raise ConfigError(source, key, f"expected {_type_name(want)}, got {raw!r}") from None
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, want) or isinstance(value, bool):
+        raise ConfigError(source, key, f"expected {_type_name(want)}, got {raw!r}")
+    checked: Any = value  # isinstance against a runtime type narrows to object for mypy
+    if key in _PORT_KEYS and not 0 <= checked <= 65535:
+        raise ConfigError(source, key, f"port must be 0-65535 (0 = any free port), got {value}")
+    if key in _POSITIVE_KEYS and checked <= 0:
+        raise ConfigError(source, key, f"must be greater than 0, got {value}")
+    if key == "host":
+        _check_ip(source, key, str(value))
+    if key == "data" and not value:
+        raise ConfigError(source, key, "must be a file path or :memory:")
+    return value
+
+
+def _type_name(want: type) -> str:
+    return {int: "a whole number", float: "a number", str: "text"}.get(want, want.__name__)
+
+
+def _check_ip(source: str, key: str, value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(source, key, f"expected an IP address, got {value!r}") from None
+
+
+def _check_domain(source: str, key: str, name: str) -> str:
+    name = name.strip().lower().rstrip(".")
+    if not _DOMAIN_RE.match(name):
+        raise ConfigError(source, key, f"{name!r} is not a domain name like alpha.test")
+    return name
+
+
+def _domains_from_list(source: str, key: str, names: list[Any]) -> tuple[DomainConfig, ...]:
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(source, key, "expected a list of domain names")
+    cleaned = [_check_domain(source, key, n) for n in names if n.strip()]
+    if not cleaned:
+        raise ConfigError(source, key, "at least one domain is needed")
+    if len(set(cleaned)) != len(cleaned):
+        raise ConfigError(source, key, "a domain is listed twice")
+    return default_domains(tuple(cleaned))
+
+
+def _read_toml(
+    path: str,
+) -> tuple[dict[str, Any], tuple[DomainConfig, ...] | None, tuple[Account, ...]]:
+    source = str(path)
+    try:
+        with open(path, "rb") as fh:
+            document = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(source, "(file)", "no such file") from None
+    except OSError as exc:
+        raise ConfigError(source, "(file)", exc.strerror or str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "(syntax)", str(exc)) from None
+
+    values: dict[str, Any] = {}
+    domains: tuple[DomainConfig, ...] | None = None
+    accounts: tuple[Account, ...] = ()
+    for name, value in document.items():
+        if name == "domains":
+            domains = _domains_from_toml(source, value)
+        elif name == "accounts":
+            accounts = _accounts_from_toml(source, value)
+        elif isinstance(value, dict):
+            for sub, subvalue in value.items():
+                key = f"{name}.{sub}"
+                values[key] = _coerce(source, key, subvalue)
+        else:
+            values[name] = _coerce(source, name, value)
+    return values, domains, accounts
+
+
+def _domains_from_toml(source: str, value: Any) -> tuple[DomainConfig, ...]:
+    """``domains = ["a.test", …]`` or ``[domains."a.test"] mx_address = "127.0.0.21"``."""
+    if isinstance(value, list):
+        return _domains_from_list(source, "domains", value)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(source, "domains", "expected a list of names or a table per domain")
+    result = []
+    for index, (raw_name, settings) in enumerate(value.items()):
+        name = _check_domain(source, "domains", raw_name)
+        key = f"domains.{name}"
+        if not isinstance(settings, dict):
+            raise ConfigError(source, key, 'expected a table, e.g. mx_address = "127.0.0.21"')
+        address = settings.get("mx_address", nth_mx_address(index))
+        for unknown in set(settings) - {"mx_address"}:
+            raise ConfigError(source, f"{key}.{unknown}", "unknown setting")
+        if not isinstance(address, str):
+            raise ConfigError(source, f"{key}.mx_address", "expected an IP address")
+        _check_ip(source, f"{key}.mx_address", address)
+        result.append(DomainConfig(name, address))
+    return tuple(result)
+
+
+def _accounts_from_toml(source: str, value: Any) -> tuple[Account, ...]:
+    """``[accounts] "larry@beta.test" = "secret"``."""
+    if not isinstance(value, dict):
+        raise ConfigError(source, "accounts", 'expected a table: "address" = "password"')
+    result = []
+    for address, password in value.items():
+        if "@" not in address:
+            raise ConfigError(source, f"accounts.{address}", "expected an email address")
+        if not isinstance(password, str):
+            raise ConfigError(source, f"accounts.{address}", "the password must be text")
+        result.append(Account(address.lower(), password))
+    return tuple(result)
+
+
+# --- TOML out -------------------------------------------------------------------------
+
+
+def to_toml(config: Config) -> str:
+    """The effective configuration, loadable again with ``--config``."""
+    lines = [
+        "# mail-sandbox effective configuration",
+        f"host = {_toml_value(config.host)}",
+        f"data = {_toml_value(config.data)}",
+    ]
+    for section in ("smtp", "mx", "pop3", "imap", "dns"):
+        obj = getattr(config, section)
+        lines += ["", f"[{section}]"]
+        lines += [f"{f.name} = {_toml_value(getattr(obj, f.name))}" for f in fields(obj)]
+    for domain in config.domains:
+        lines += ["", f"[domains.{_toml_value(domain.name)}]"]
+        lines.append(f"mx_address = {_toml_value(domain.mx_address)}")
+    if config.accounts:
+        lines += ["", "[accounts]"]
+        lines += [f"{_toml_value(a.address)} = {_toml_value(a.password)}" for a in config.accounts]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -1,0 +1,172 @@
+"""Starting and stopping every part of a sandbox in one event loop.
+
+The CLI's ``serve``, the TUI and the test helpers all run a ``Runtime``; it owns the
+store, the event bus and the listeners, and reports the addresses it actually got (port
+0 means "any free port").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.config import Config
+from sandbox.events import Event, EventBus
+from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
+from sandbox.smtp.protocol import SandboxSMTP
+from sandbox.store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+# Linux has the whole 127.0.0.0/8 on loopback; macOS and some containers only 127.0.0.1.
+_ADDRESS_MISSING = {errno.EADDRNOTAVAIL}
+
+
+class StartupError(RuntimeError):
+    """A listener could not start; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    smtp: Address
+    mx: dict[str, Address]
+    data: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def ready(self) -> dict[str, Any]:
+        """The ready line of DESIGN.md; later listeners join through ``extra``."""
+        return {
+            "event": "ready",
+            "smtp": list(self.smtp),
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in self.extra.items()},
+            "mx": {domain: list(addr) for domain, addr in self.mx.items()},
+            "data": self.data,
+        }
+
+    def ready_line(self) -> str:
+        return json.dumps(self.ready())
+
+
+class Runtime:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self._store: SqliteStore | None = None
+        self._servers: list[asyncio.Server] = []
+        self.endpoints: Endpoints | None = None
+
+    @property
+    def store(self) -> SqliteStore:
+        if self._store is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._store
+
+    async def start(self) -> Endpoints:
+        config = self.config
+        self._store = await SqliteStore.open(config.data)
+        self.bus.listen(self._journal)
+        try:
+            submission = SubmissionHandler(config, self.store, self.bus, config.smtp.hostname)
+            smtp_addr = await self._listen_smtp(
+                submission, config.host, config.smtp.port, "--smtp-port"
+            )
+            mx: dict[str, Address] = {}
+            for index, domain in enumerate(config.domains):
+                hostname = f"mx.{domain.name}"
+                handler = MxHandler(config, self.store, self.bus, hostname, domain.name)
+                mx[domain.name] = await self._listen_mx(handler, domain.mx_address, index)
+        except BaseException:
+            await self.stop()
+            raise
+        self.endpoints = Endpoints(smtp=smtp_addr, mx=mx, data=config.data)
+        return self.endpoints
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._servers.clear()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- listeners ------------------------------------------------------------------
+
+    def _smtp_factory(self, handler: BaseHandler) -> Any:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        authenticator = Authenticator(config)
+
+        def make() -> SandboxSMTP:
+            return SandboxSMTP(
+                handler,
+                bus=self.bus,
+                server_name=handler.server_name,
+                line_length_limit=config.smtp.max_line_length,
+                hostname=handler.hostname,
+                ident="ESMTP mail-sandbox",
+                data_size_limit=config.smtp.max_message_size,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+                auth_require_tls=False,
+                authenticator=authenticator,
+                timeout=config.smtp.idle_timeout,
+                loop=loop,
+            )
+
+        return make
+
+    async def _listen_smtp(self, handler: BaseHandler, host: str, port: int, flag: str) -> Address:
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(
+                self._smtp_factory(handler), host, port, reuse_address=True
+            )
+        except OSError as exc:
+            raise StartupError(_listen_problem(host, port, exc, flag)) from exc
+        self._servers.append(server)
+        sockname = server.sockets[0].getsockname()
+        return (str(sockname[0]), int(sockname[1]))
+
+    async def _listen_mx(self, handler: MxHandler, address: str, index: int) -> Address:
+        """On the domain's own loopback address, or on 127.0.0.1 with a port of its own."""
+        port = self.config.mx.port
+        try:
+            return await self._listen_smtp(handler, address, port, "--mx-port")
+        except StartupError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, OSError) and cause.errno in _ADDRESS_MISSING):
+                raise
+        fallback_port = port + index if port else 0
+        log.warning("%s is not on this machine; MX of %s on 127.0.0.1", address, handler.domain)
+        return await self._listen_smtp(handler, "127.0.0.1", fallback_port, "--mx-port")
+
+    def _journal(self, event: Event) -> None:
+        if self._store is not None:
+            self._store.journal(event.kind, event.as_dict(), event.at)
+
+
+def _listen_problem(host: str, port: int, exc: OSError, flag: str) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {host}:{port}: the port is already in use (another sandbox?);"
+            f" stop it or pass {flag} 0 for any free port"
+        )
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {host}:{port}: permission denied; use a port above 1023"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"

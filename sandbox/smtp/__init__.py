@@ -1,0 +1,1 @@
+"""The sandbox's SMTP servers: submission, and one MX server per fake domain."""

@@ -1,0 +1,188 @@
+"""aiosmtpd's SMTP protocol, made to behave like a production MTA and to report itself.
+
+Additions over aiosmtpd: enhanced status codes on every reply (RFC 2034), PIPELINING and
+ENHANCEDSTATUSCODES advertised, a clean 421 on idle timeout, oversize replies that say
+the limit, per-connection command size limits (aiosmtpd keeps them in a class-wide dict),
+and a capped transcript of each session published on the event bus when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from sandbox.events import EventBus, SmtpSessionEnded
+from sandbox.smtp.replies import too_big, with_enhanced_code
+
+TRANSCRIPT_LINES = 200
+TRANSCRIPT_LINE_CHARS = 300
+
+
+class Transcript:
+    """What a session said, capped; message data and credentials are summarised."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._partial = b""
+        self._in_data = False
+        self._data_bytes = 0
+        self._secret_next = False
+        self.truncated = 0
+
+    def _add(self, line: str) -> None:
+        if len(self.lines) < TRANSCRIPT_LINES:
+            self.lines.append(line[:TRANSCRIPT_LINE_CHARS])
+        else:
+            self.truncated += 1
+
+    def client(self, data: bytes) -> None:
+        if self._in_data:
+            self._data_bytes += len(data)
+            return
+        self._partial += data
+        *complete, self._partial = self._partial.split(b"\n")
+        if len(self._partial) > TRANSCRIPT_LINE_CHARS:
+            self._partial = self._partial[:TRANSCRIPT_LINE_CHARS]
+        for raw in complete:
+            text = raw.rstrip(b"\r").decode("utf-8", "replace")
+            if self._secret_next:
+                text, self._secret_next = "****", False
+            elif text[:10].upper().startswith("AUTH ") and len(text.split()) > 2:
+                text = " ".join(text.split()[:2]) + " ****"
+            self._add("C: " + text)
+
+    def server(self, reply: str) -> None:
+        if self._in_data:
+            self._add(f"C: <message data, {self._data_bytes} bytes>")
+            self._in_data = False
+        self._add("S: " + reply)
+        if reply.startswith("354"):
+            self._in_data, self._data_bytes = True, 0
+        self._secret_next = reply.startswith("334")
+
+
+class SandboxSMTP(SMTP):
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        bus: EventBus,
+        server_name: str,
+        line_length_limit: int = 1001,
+        **kwargs: Any,
+    ) -> None:
+        # Read by SMTP.__init__ to size the stream reader, so it must be set first.
+        self.line_length_limit = line_length_limit
+        super().__init__(handler, **kwargs)
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self._bus = bus
+        self._server_name = server_name
+        self._started = time.time()
+        self._greeted = False
+        self._ehlo_reply = False
+        self._awaiting_data_reply = False
+        self.messages_accepted = 0
+        self.transcript = Transcript()
+        self._ended = False
+
+    # --- replies ------------------------------------------------------------------
+
+    async def push(self, status: Any) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if not self._greeted:
+            self._greeted = True  # RFC 2034 §3: the greeting carries no enhanced code
+        elif not self._ehlo_reply:
+            text = self._rewrite(text)
+        if self._awaiting_data_reply and not text.startswith("354"):
+            self._awaiting_data_reply = False
+            if text.startswith("250"):
+                self.messages_accepted += 1
+        if text.startswith("354"):
+            self._awaiting_data_reply = True
+        self.transcript.server(text)
+        await super().push(text)
+
+    def _rewrite(self, text: str) -> str:
+        if text.startswith("552") and ("Too much mail data" in text or "exceeds fixed" in text):
+            return too_big(self.data_size_limit or 0)
+        return with_enhanced_code(text)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._ehlo_reply = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._ehlo_reply = False
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._ehlo_reply = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._ehlo_reply = False
+
+    # --- the connection -----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.transcript.client(data)
+        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        """RFC 5321 §4.5.3.2: say why before closing an idle connection."""
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            reply = "421 4.4.2 Idle too long; closing the connection, reconnect to continue"
+            self.transcript.server(reply)
+            transport.write(reply.encode() + b"\r\n")
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if not self._ended:  # aiosmtpd may call this twice when a TLS handshake fails
+            self._ended = True
+            self._publish_end(self._tls_protocol is not None)
+
+    def _publish_end(self, tls: bool) -> None:
+        session = self.session
+        peer = session.peer if session is not None else None
+        login = session.login_data if session is not None else None
+        lines = tuple(self.transcript.lines)
+        if self.transcript.truncated:
+            lines += (f"… {self.transcript.truncated} more lines not kept",)
+        self._bus.publish(
+            SmtpSessionEnded(
+                server=self._server_name,
+                peer=peer_text(peer),
+                helo=session.host_name if session is not None else None,
+                auth_user=_login_text(login),
+                tls=tls,
+                messages=self.messages_accepted,
+                started_at=self._started,
+                transcript=lines,
+            )
+        )
+
+
+def peer_text(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+def _login_text(login: Any) -> str | None:
+    if login is None:
+        return None
+    if isinstance(login, bytes):
+        return login.decode("utf-8", "replace")
+    return str(login)
+
+
+async def start_server(
+    factory: Any, host: str, port: int, *, loop: asyncio.AbstractEventLoop | None = None
+) -> asyncio.Server:
+    loop = loop or asyncio.get_running_loop()
+    return await loop.create_server(factory, host, port, reuse_address=True)

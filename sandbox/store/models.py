@@ -1,0 +1,131 @@
+"""Immutable records that go into and come out of the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.mime import iso_utc
+
+INBOX = "INBOX"
+SENT = "Sent"
+TRASH = "Trash"
+SEEN = "\\Seen"
+
+
+def normalize_address(address: str) -> str:
+    """Mailboxes are catch-all and case-insensitive: one canonical spelling each."""
+    return address.strip().strip("<>").lower()
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Where one copy of a message goes."""
+
+    mailbox: str
+    folder: str = INBOX
+    held: bool = False
+    flags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if "@" not in self.mailbox:
+            raise ValueError(f"mailbox must be an address, got {self.mailbox!r}")
+        object.__setattr__(self, "mailbox", normalize_address(self.mailbox))
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of a message's journey."""
+
+    step: str
+    outcome: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"at": iso_utc(self.at), "step": self.step, "outcome": self.outcome, **self.detail}
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    raw: bytes
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    source: str
+    copies: tuple[Copy, ...]
+    hops: tuple[Hop, ...] = ()
+    received_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    entry_id: int
+    mailbox: str
+    folder: str
+    uid: int
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    message_id: int
+    copies: tuple[StoredCopy, ...]
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """``to``: a mailbox address, or a domain; ``sender``: From or envelope sender."""
+
+    to: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    folder: str | None = None
+    after_id: int = 0
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One copy of a message in one mailbox folder, as listings show it."""
+
+    id: int
+    message_id: int
+    mailbox: str
+    folder: str
+    uid: int
+    flags: tuple[str, ...]
+    held: bool
+    from_addr: str | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str | None
+    date: str | None
+    header_message_id: str | None
+    size: int
+    received_at: float
+    envelope_from: str
+
+    def as_json(self, journey: tuple[Hop, ...] = ()) -> dict[str, Any]:
+        """The message JSON of DESIGN.md, plus ``folder``, ``flags`` and ``envelope_from``."""
+        return {
+            "id": self.id,
+            "mailbox": self.mailbox,
+            "folder": self.folder,
+            "from": self.from_addr or self.envelope_from or None,
+            "to": list(self.to),
+            "cc": list(self.cc),
+            "subject": self.subject,
+            "date": self.date,
+            "message_id": self.header_message_id,
+            "size": self.size,
+            "received_at": iso_utc(self.received_at),
+            "held": self.held,
+            "flags": list(self.flags),
+            "envelope_from": self.envelope_from,
+            "journey": [hop.as_json() for hop in journey],
+        }

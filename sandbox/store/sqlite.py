@@ -1,0 +1,538 @@
+"""The store on one SQLite file (WAL), written by a single group-committing writer.
+
+Theory of operation: every write is a job (an async function of the connection) put on
+one queue. The writer task takes whatever is queued, runs it all inside one transaction
+and commits once, then resolves each job's future. Many concurrent SMTP deliveries so
+share one fsync, and a caller that awaits its job knows its data is committed — which is
+what lets the SMTP server say 250 only after the commit. If any job in a batch fails, the
+batch is rolled back and its jobs are run again one transaction each, so one bad job
+never costs the others their data.
+
+Reads use a second connection (WAL lets them run beside the writer); an in-memory
+database has one connection for both, since two ``:memory:`` connections are two
+databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from sandbox.config import MEMORY
+from sandbox.mime import summarize
+from sandbox.store.models import (
+    INBOX,
+    SENT,
+    TRASH,
+    Hop,
+    MessageFilter,
+    MessageRecord,
+    NewMessage,
+    StoredCopy,
+    StoredMessage,
+    domain_of,
+    normalize_address,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
+MAX_BATCH = 256
+DEFAULT_FOLDERS = (INBOX, SENT, TRASH)
+ALL = MessageFilter()  # made with every mailbox by the migration's trigger
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked; the message says what to do."""
+
+
+@dataclass
+class _Pending:
+    job: Job
+    future: asyncio.Future[Any] | None
+    ingest: NewMessage | None = None  # set for messages, so a run of them is one batch
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("sandbox.store") / "migrations"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            number = int(item.name.split("_", 1)[0])
+            found.append((number, item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def _connect(path: str, *, read_only: bool = False) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    if path != MEMORY:
+        await conn.execute("PRAGMA journal_mode = WAL")
+        # WAL with synchronous=NORMAL survives a process crash without losing a commit;
+        # only a power cut can lose the last transactions, acceptable for a dev sandbox.
+        await conn.execute("PRAGMA synchronous = NORMAL")
+    if read_only:
+        await conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Apply numbered migrations in order; safe when two processes open the file at once."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in _migrations():
+            if number > version:
+                for statement in _split_sql(script):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {number}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration file (executescript would commit our transaction)."""
+    statements: list[str] = []
+    current: list[str] = []
+    in_trigger = False
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("--")):
+            continue
+        current.append(line)
+        upper = stripped.upper()
+        if upper.startswith("CREATE TRIGGER"):
+            in_trigger = True
+        if (in_trigger and upper == "END;") or (not in_trigger and stripped.endswith(";")):
+            statements.append("\n".join(current))
+            current = []
+            in_trigger = False
+    if any(line.strip() for line in current):
+        statements.append("\n".join(current))
+    return statements
+
+
+class SqliteStore:
+    """The single source of truth. Create with ``await SqliteStore.open(path)``."""
+
+    def __init__(
+        self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+    ) -> None:
+        self.path = path
+        self._writer_conn = writer
+        self._reader = reader
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        if path != MEMORY:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for {path}: {exc.strerror}") from None
+        try:
+            writer = await _connect(path)
+            await _migrate(writer)
+            reader = writer if path == MEMORY else await _connect(path, read_only=True)
+        except (OSError, aiosqlite.Error) as exc:
+            raise StoreError(f"cannot open the data file {path}: {exc}") from None
+        store = cls(path, writer, reader)
+        store._writer_task = asyncio.get_running_loop().create_task(store._write_loop())
+        return store
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put_nowait(None)
+        if self._writer_task is not None:
+            await self._writer_task
+        if self._reader is not self._writer_conn:
+            await self._reader.close()
+        await self._writer_conn.close()
+
+    # --- the writer -----------------------------------------------------------------
+
+    async def write(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``job`` in the next group commit; return once it is committed."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(job, future))
+        return await future
+
+    def write_later(self, job: Job) -> None:
+        """Queue a write nobody waits for (the journal); failures are logged."""
+        if not self._closed:
+            self._queue.put_nowait(_Pending(job, None))
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        conn = self._writer_conn
+        results: list[Any] = []
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            for run in _runs(batch):
+                if run[0].ingest is not None:
+                    results += await _ingest_many(conn, [p.ingest for p in run if p.ingest])
+                else:
+                    results += [await pending.job(conn) for pending in run]
+            await conn.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            if len(batch) > 1:
+                for pending in batch:  # find the bad job; the others still commit
+                    await self._commit_batch([pending])
+                return
+            _settle(batch[0], None, exc)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            _settle(pending, result, None)
+
+    # --- messages -------------------------------------------------------------------
+
+    async def ingest(self, message: NewMessage) -> StoredMessage:
+        """Store a message once and a copy per mailbox folder; returns once committed."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        future: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(_ingest_job(message), future, message))
+        return await future
+
+    async def add_hops(self, message_id: int, hops: Iterable[Hop]) -> None:
+        hops = tuple(hops)
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            await _insert_hops(conn, message_id, hops)
+
+        await self.write(job)
+
+    async def list_messages(
+        self, flt: MessageFilter = ALL, *, limit: int | None = None
+    ) -> list[MessageRecord]:
+        where, params = _filter_sql(flt)
+        sql = _RECORD_SELECT + where + " ORDER BY e.id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = await self._reader.execute_fetchall(sql, params)
+        return [_record(row) for row in rows]
+
+    async def newest_message(self, flt: MessageFilter = ALL) -> MessageRecord | None:
+        where, params = _filter_sql(flt)
+        rows = await self._reader.execute_fetchall(
+            _RECORD_SELECT + where + " ORDER BY e.id DESC LIMIT 1", params
+        )
+        return _record(next(iter(rows))) if rows else None
+
+    async def last_id(self) -> int:
+        """The highest message copy id ever given (ids are never reused)."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'"
+        )
+        return int(next(iter(rows))[0])
+
+    async def get_message(self, entry_id: int) -> MessageRecord | None:
+        rows = await self._reader.execute_fetchall(_RECORD_SELECT + " WHERE e.id = ?", (entry_id,))
+        return _record(next(iter(rows))) if rows else None
+
+    async def raw(self, message_id: int) -> bytes | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT raw FROM messages WHERE id = ?", (message_id,)
+        )
+        return bytes(next(iter(rows))[0]) if rows else None
+
+    async def journey(self, message_id: int) -> tuple[Hop, ...]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT step, outcome, detail, at FROM hops WHERE message_id = ? ORDER BY at, id",
+            (message_id,),
+        )
+        return tuple(Hop(r[0], r[1], json.loads(r[2]), r[3]) for r in rows)
+
+    async def count_messages(self) -> int:
+        rows = await self._reader.execute_fetchall("SELECT count(*) FROM entries")
+        return int(next(iter(rows))[0])
+
+    async def clear(self) -> int:
+        """Delete every message; mailboxes and folders stay, so UIDs keep ascending."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            async with conn.execute("SELECT count(*) FROM entries") as cur:
+                row = await cur.fetchone()
+            await conn.execute("DELETE FROM entries")
+            await conn.execute("DELETE FROM hops")
+            await conn.execute("DELETE FROM messages")
+            return int(row[0]) if row else 0
+
+        return await self.write(job)
+
+    # --- the journal ----------------------------------------------------------------
+
+    def journal(self, kind: str, data: dict[str, Any], at: float | None = None) -> None:
+        """Record an event; batched with the next commit, not waited for."""
+        row = (at if at is not None else time.time(), kind, json.dumps(data, default=str))
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", row)
+
+        self.write_later(job)
+
+    async def events(
+        self, *, kind: str | None = None, after_id: int = 0, limit: int = 1000
+    ) -> list[tuple[int, float, str, dict[str, Any]]]:
+        sql = "SELECT id, at, kind, data FROM events WHERE id > ?"
+        params: list[Any] = [after_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        rows = await self._reader.execute_fetchall(sql, params)
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+
+_RECORD_SELECT = (
+    "SELECT e.id, e.message_id, mb.address, f.name, e.uid, e.flags, e.held, m.header_from,"
+    " m.header_to, m.header_cc, m.subject, m.date, m.message_id, m.size, m.received_at,"
+    " m.envelope_from"
+    " FROM entries e JOIN folders f ON f.id = e.folder_id"
+    " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
+)
+
+
+def _record(row: Any) -> MessageRecord:
+    return MessageRecord(
+        id=row[0],
+        message_id=row[1],
+        mailbox=row[2],
+        folder=row[3],
+        uid=row[4],
+        flags=tuple(row[5].split()),
+        held=bool(row[6]),
+        from_addr=row[7],
+        to=tuple(json.loads(row[8])),
+        cc=tuple(json.loads(row[9])),
+        subject=row[10],
+        date=row[11],
+        header_message_id=row[12],
+        size=row[13],
+        received_at=row[14],
+        envelope_from=row[15],
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filter_sql(flt: MessageFilter) -> tuple[str, list[Any]]:
+    clauses = ["e.id > ?"]
+    params: list[Any] = [flt.after_id]
+    if flt.to:
+        to = normalize_address(flt.to)
+        if "@" in to and not to.startswith("@"):
+            clauses.append("mb.address = ?")
+            params.append(to)
+        else:
+            clauses.append("mb.domain = ?")
+            params.append(to.lstrip("@"))
+    if flt.sender:
+        sender = normalize_address(flt.sender)
+        if "@" in sender and not sender.startswith("@"):
+            clauses.append("(lower(m.header_from) = ? OR lower(m.envelope_from) = ?)")
+            params += [sender, sender]
+        else:
+            pattern = "%@" + _like_escape(sender.lstrip("@"))
+            clauses.append(
+                "(lower(m.header_from) LIKE ? ESCAPE '\\'"
+                " OR lower(m.envelope_from) LIKE ? ESCAPE '\\')"
+            )
+            params += [pattern, pattern]
+    if flt.subject:
+        clauses.append("m.subject LIKE ? ESCAPE '\\'")
+        params.append("%" + _like_escape(flt.subject) + "%")
+    if flt.folder:
+        clauses.append("f.name = ?")
+        params.append(flt.folder)
+    return " WHERE " + " AND ".join(clauses), params
+
+
+def _runs(batch: list[_Pending]) -> list[list[_Pending]]:
+    """Split a batch into runs of messages and runs of other jobs, keeping their order."""
+    runs: list[list[_Pending]] = []
+    for pending in batch:
+        if runs and (runs[-1][0].ingest is None) == (pending.ingest is None):
+            runs[-1].append(pending)
+        else:
+            runs.append([pending])
+    return runs
+
+
+def _ingest_job(message: NewMessage) -> Job:
+    async def job(conn: aiosqlite.Connection) -> StoredMessage:
+        return (await _ingest_many(conn, [message]))[0]
+
+    return job
+
+
+async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> list[StoredMessage]:
+    """Insert a run of messages with a fixed number of statements, however many there are.
+
+    Runs inside the writer's transaction (BEGIN IMMEDIATE), so nobody else can take ids
+    or UIDs between the reads here and the inserts.
+    """
+    mailboxes = sorted({c.mailbox for m in items for c in m.copies})
+    await conn.executemany(
+        "INSERT INTO mailboxes (address, domain, created_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (address) DO NOTHING",
+        [(m, domain_of(m), items[0].received_at) for m in mailboxes],
+    )
+    extra_folders = {(c.mailbox, c.folder) for m in items for c in m.copies} - {
+        (mb, name) for mb in mailboxes for name in DEFAULT_FOLDERS
+    }
+    if extra_folders:
+        await conn.executemany(
+            "INSERT INTO folders (mailbox_id, name, uidvalidity)"
+            " SELECT id, ?, max(CAST(strftime('%s', 'now') AS INTEGER),"
+            " (SELECT coalesce(max(uidvalidity), 0) + 1 FROM folders))"
+            " FROM mailboxes WHERE address = ? ON CONFLICT (mailbox_id, name) DO NOTHING",
+            [(folder, mailbox) for mailbox, folder in sorted(extra_folders)],
+        )
+    folder_rows = await conn.execute_fetchall(
+        "SELECT f.id, f.uidnext, m.address, f.name FROM folders f"
+        " JOIN mailboxes m ON m.id = f.mailbox_id"
+        " WHERE m.address IN (SELECT value FROM json_each(?))",
+        (json.dumps(mailboxes),),
+    )
+    folders = {(r[2], r[3]): [int(r[0]), int(r[1])] for r in folder_rows}
+    id_rows = await conn.execute_fetchall(
+        "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'messages'),"
+        " (SELECT coalesce(max(id), 0) FROM messages),"
+        " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'),"
+        " (SELECT coalesce(max(id), 0) FROM entries)"
+    )
+    ids = next(iter(id_rows))
+    next_message, next_entry = max(ids[0], ids[1]) + 1, max(ids[2], ids[3]) + 1
+
+    message_rows: list[tuple[Any, ...]] = []
+    entry_rows: list[tuple[Any, ...]] = []
+    hop_rows: list[tuple[Any, ...]] = []
+    stored: list[StoredMessage] = []
+    for message in items:
+        summary = summarize(message.raw)
+        message_id = next_message
+        next_message += 1
+        message_rows.append(
+            (
+                message_id,
+                message.raw,
+                len(message.raw),
+                message.envelope_from,
+                json.dumps(list(message.envelope_to)),
+                summary.from_addr,
+                json.dumps(list(summary.to)),
+                json.dumps(list(summary.cc)),
+                summary.subject,
+                summary.date,
+                summary.message_id,
+                message.received_at,
+                message.source,
+            )
+        )
+        copies = []
+        for copy in message.copies:
+            folder = folders[(copy.mailbox, copy.folder)]
+            uid = folder[1]
+            folder[1] += 1
+            entry_rows.append(
+                (
+                    next_entry,
+                    folder[0],
+                    uid,
+                    message_id,
+                    " ".join(copy.flags),
+                    int(copy.held),
+                    message.received_at,
+                )
+            )
+            copies.append(StoredCopy(next_entry, copy.mailbox, copy.folder, uid))
+            next_entry += 1
+        hop_rows += [_hop_row(message_id, hop) for hop in message.hops]
+        stored.append(StoredMessage(message_id, tuple(copies), summary.subject))
+
+    await conn.executemany(
+        "INSERT INTO messages (id, raw, size, envelope_from, envelope_to, header_from,"
+        " header_to, header_cc, subject, date, message_id, received_at, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        message_rows,
+    )
+    await conn.executemany(
+        "INSERT INTO entries (id, folder_id, uid, message_id, flags, held, added_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        entry_rows,
+    )
+    if hop_rows:
+        await conn.executemany(
+            "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+            hop_rows,
+        )
+    return stored
+
+
+def _hop_row(message_id: int, hop: Hop) -> tuple[Any, ...]:
+    return (message_id, hop.at, hop.step, hop.outcome, json.dumps(dict(hop.detail)))
+
+
+async def _insert_hops(conn: aiosqlite.Connection, message_id: int, hops: Iterable[Hop]) -> None:
+    await conn.executemany(
+        "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+        [_hop_row(message_id, hop) for hop in hops],
+    )
+
+
+def _settle(pending: _Pending, result: Any, error: BaseException | None) -> None:
+    future = pending.future
+    if future is None:
+        if error is not None:
+            log.error("a background write failed: %s", error)
+        return
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
