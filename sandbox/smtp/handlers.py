@@ -112,7 +112,7 @@ class BaseHandler(ABC):
             server.transport is not None
             and server.transport.get_extra_info("sslcontext") is not None
         )
-        auth_user = _text(session.login_data)
+        auth_user = _text(getattr(session.auth_data, "login", None))
         peer_ip = _peer_ip(session.peer)
         header = received_header(
             helo=session.host_name,

@@ -149,7 +149,7 @@ class SandboxSMTP(SMTP):
     def _publish_end(self, tls: bool) -> None:
         session = self.session
         peer = session.peer if session is not None else None
-        login = session.login_data if session is not None else None
+        login = getattr(session.auth_data, "login", None) if session is not None else None
         lines = tuple(self.transcript.lines)
         if self.transcript.truncated:
             lines += (f"… {self.transcript.truncated} more lines not kept",)

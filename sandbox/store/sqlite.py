@@ -141,6 +141,8 @@ class SqliteStore:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._journal_rows: list[tuple[float, str, str]] = []
+        self._journal_flush_queued = False
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -303,13 +305,29 @@ class SqliteStore:
     # --- the journal ----------------------------------------------------------------
 
     def journal(self, kind: str, data: dict[str, Any], at: float | None = None) -> None:
-        """Record an event; batched with the next commit, not waited for."""
-        row = (at if at is not None else time.time(), kind, json.dumps(data, default=str))
+        """Record an event; written with the next commit, not waited for.
+
+        Events are buffered and written by one job a commit, so a busy server pays one
+        statement per batch for its journal rather than one per event.
+        """
+        self._journal_rows.append(
+            (at if at is not None else time.time(), kind, json.dumps(data, default=str))
+        )
+        if not self._journal_flush_queued:
+            self._journal_flush_queued = True
+            self.write_later(self._journal_job())
+
+    def _journal_job(self) -> Job:
+        taken: list[tuple[float, str, str]] = []
 
         async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", row)
+            if not taken:  # first run takes the buffer; a retry writes the same rows
+                taken.extend(self._journal_rows)
+                self._journal_rows.clear()
+                self._journal_flush_queued = False
+            await conn.executemany("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", taken)
 
-        self.write_later(job)
+        return job
 
     async def events(
         self, *, kind: str | None = None, after_id: int = 0, limit: int = 1000

@@ -1,0 +1,277 @@
+"""Every CLI command through a real subprocess, against a real `serve` process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServeProcess, clean_env, cli
+
+
+def common(proc: ServeProcess) -> list[str]:
+    return ["--data", str(proc.data), "--smtp-port", str(proc.smtp_port)]
+
+
+def test_serve_prints_the_ready_line(serve_process: ServeProcess) -> None:
+    ready = serve_process.ready
+    assert ready["event"] == "ready"
+    assert ready["smtp"][0] == "127.0.0.1" and ready["smtp"][1] > 0
+    assert set(ready["mx"]) == {"alpha.test", "beta.test", "gamma.test"}
+    assert ready["mx"]["beta.test"][0] == "127.0.0.12"
+    assert ready["data"] == str(serve_process.data)
+
+
+def test_sigterm_stops_cleanly(serve_process: ServeProcess) -> None:
+    assert serve_process.stop() == 0
+
+
+def test_send_then_messages_show_wait_clear(serve_process: ServeProcess, tmp_path: Path) -> None:
+    args = common(serve_process)
+    attachment = tmp_path / "report.csv"
+    attachment.write_text("a,b\n1,2\n")
+    sent = cli(
+        "send",
+        *args,
+        "--from",
+        "mikaela@alpha.test",
+        "--to",
+        "larry@beta.test",
+        "--to",
+        "ceo@realcompany.com",
+        "--subject",
+        "Quarterly",
+        "--body",
+        "Numbers inside.",
+        "--attach",
+        str(attachment),
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("sent to 2 recipients: 250 2.0.0 OK: queued as ")
+
+    listed = cli("messages", *args)
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["ID", "RECEIVED", "MAILBOX", "FOLDER", "FROM", "SUBJECT", "SIZE"]
+    assert len(lines) == 4 and "held" in lines[2] and "ceo@realcompany.com" in lines[2]
+
+    as_json = cli("messages", *args, "--json", "--to", "larry@beta.test")
+    [obj] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    for key in (
+        "id",
+        "mailbox",
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "date",
+        "message_id",
+        "size",
+        "received_at",
+        "held",
+        "journey",
+    ):
+        assert key in obj, key
+    assert (obj["mailbox"], obj["from"], obj["subject"], obj["held"]) == (
+        "larry@beta.test",
+        "mikaela@alpha.test",
+        "Quarterly",
+        False,
+    )
+    assert obj["to"] == ["larry@beta.test", "ceo@realcompany.com"]
+    assert obj["journey"][0]["step"] == "submitted"
+
+    held = json.loads(cli("messages", *args, "--json", "--to", "ceo@realcompany.com").stdout)
+    assert held["held"] is True
+
+    shown = cli("show", str(obj["id"]), *args)
+    assert shown.returncode == 0
+    assert "Subject:  Quarterly" in shown.stdout and "Numbers inside." in shown.stdout
+    assert "Journey:" in shown.stdout and "submitted" in shown.stdout
+    raw = subprocess.run(
+        [sys.executable, "-m", "sandbox", "show", str(obj["id"]), "--raw", *args],
+        capture_output=True,
+        env=clean_env(),
+        timeout=30,
+    )
+    assert raw.stdout.startswith(b"Received: from mail-sandbox-cli")
+    assert b'filename="report.csv"' in raw.stdout
+    assert json.loads(cli("show", str(obj["id"]), "--json", *args).stdout)["id"] == obj["id"]
+
+    waited = cli("wait", *args, "--to", "larry@beta.test", "--subject", "Quarter", "--json")
+    assert waited.returncode == 0 and json.loads(waited.stdout)["id"] == obj["id"]
+
+    cleared = cli("clear", *args)
+    assert cleared.stdout.strip() == "deleted 3 messages"
+    assert cli("messages", *args).stdout == ""
+
+
+def test_wait_blocks_until_the_message_arrives(serve_process: ServeProcess) -> None:
+    args = common(serve_process)
+    waiter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "wait",
+            *args,
+            "--to",
+            "late@beta.test",
+            "--timeout",
+            "20",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    time.sleep(0.5)
+    assert waiter.poll() is None, "wait returned before anything was sent"
+    assert cli("send", *args, "--from", "a@alpha.test", "--to", "late@beta.test").returncode == 0
+    out, err = waiter.communicate(timeout=20)
+    assert waiter.returncode == 0, err
+    assert json.loads(out)["mailbox"] == "late@beta.test"
+
+
+def test_wait_times_out_with_exit_1(serve_process: ServeProcess) -> None:
+    result = cli("wait", *common(serve_process), "--to", "nobody@beta.test", "--timeout", "0.3")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "no message to nobody@beta.test arrived within 0.3s" in result.stderr
+
+
+def test_wait_new_ignores_messages_already_there(serve_process: ServeProcess) -> None:
+    args = common(serve_process)
+    cli("send", *args, "--from", "a@alpha.test", "--to", "b@beta.test")
+    assert cli("wait", *args, "--to", "b@beta.test", "--timeout", "5").returncode == 0
+    assert cli("wait", *args, "--to", "b@beta.test", "--new", "--timeout", "0.3").returncode == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--bogus"],
+        ["messages", "--smtp-port", "abc"],
+        ["messages", "--smtp-port", "70000"],
+        ["show"],
+        ["show", "not-a-number"],
+        ["wait"],
+        ["wait", "--to", "a@b.test", "--timeout", "-1"],
+        ["send", "--to", "a@beta.test"],
+        ["send", "--from", "a@alpha.test", "--to", "b@beta.test", "--attach", "/nonexistent/file"],
+        ["send", "--from", "not-an-address", "--to", "b@beta.test"],
+        ["nonsense-command"],
+        ["messages", "--data", ":memory:"],
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
+    if "--data" not in argv and argv[0] not in ("nonsense-command", "serve"):
+        argv = [*argv, "--data", str(tmp_path / "d.sqlite3")]
+    result = cli(*argv)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("mail-sandbox")
+
+
+def test_show_unknown_id_is_exit_2(tmp_path: Path) -> None:
+    result = cli("show", "999", "--data", str(tmp_path / "d.sqlite3"))
+    assert result.returncode == 2
+    assert "no message with id 999" in result.stderr
+
+
+def test_bad_config_file_is_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[smtp]\nport = 'x'\n")
+    result = cli("config", "--config", str(bad))
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"mail-sandbox: bad configuration: {bad}: smtp.port: expected a whole number, got 'x'\n"
+    )
+
+
+def test_config_prints_effective_toml(tmp_path: Path) -> None:
+    result = cli(
+        "config",
+        "--smtp-port",
+        "2025",
+        "--domain",
+        "shop.test",
+        env=clean_env(MAIL_SANDBOX_MX_PORT="2626"),
+    )
+    assert result.returncode == 0
+    assert "[smtp]\nport = 2025\n" in result.stdout
+    assert "[mx]\nport = 2626\n" in result.stdout
+    assert '[domains."shop.test"]\nmx_address = "127.0.0.11"' in result.stdout
+    again = tmp_path / "again.toml"
+    again.write_text(result.stdout)
+    assert cli("config", "--config", str(again)).stdout == result.stdout
+
+
+def test_send_when_nothing_listens_is_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = cli("send", "--from", "a@alpha.test", "--to", "b@beta.test", "--smtp-port", str(port))
+    assert result.returncode == 1
+    assert "cannot reach the sandbox at 127.0.0.1:" in result.stderr
+    assert "mail-sandbox serve" in result.stderr
+
+
+def test_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path) -> None:
+    result = cli(
+        "serve",
+        "--data",
+        str(tmp_path / "x.sqlite3"),
+        "--smtp-port",
+        str(serve_process.smtp_port),
+        "--mx-port",
+        "0",
+    )
+    assert result.returncode == 1
+    assert "already in use" in result.stderr and "--smtp-port 0" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_no_command_runs_the_servers(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--data",
+            str(tmp_path / "d.sqlite3"),
+            "--smtp-port",
+            "0",
+            "--mx-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "ready"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_read_commands_work_while_the_server_writes(serve_process: ServeProcess) -> None:
+    args = common(serve_process)
+    for i in range(3):
+        assert (
+            cli("send", *args, "--from", "a@alpha.test", "--to", f"u{i}@beta.test").returncode == 0
+        )
+        assert cli("messages", *args, "--to", f"u{i}@beta.test", "--json").stdout.count("\n") == 1

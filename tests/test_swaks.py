@@ -1,0 +1,53 @@
+"""swaks, a real SMTP client, against the submission and MX servers."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import require_binary
+from tests.helpers import ThreadedSandbox
+
+
+def swaks(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require_binary("swaks"), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_swaks_pipelining_with_auth(sandbox: ThreadedSandbox) -> None:
+    host, port = sandbox.smtp
+    result = swaks(
+        "--server",
+        f"{host}:{port}",
+        "--from",
+        "mikaela@alpha.test",
+        "--to",
+        "larry@beta.test,ceo@realcompany.com",
+        "--pipeline",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "mikaela",
+        "--auth-password",
+        "pw",
+        "--header",
+        "Subject: pipelined",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "<-  250 2.0.0 OK: queued as" in result.stdout
+    inbox = sandbox.messages(folder="INBOX")
+    assert {(r.mailbox, r.held) for r in inbox} == {
+        ("larry@beta.test", False),
+        ("ceo@realcompany.com", True),
+    }
+    assert {r.subject for r in inbox} == {"pipelined"}
+
+
+def test_swaks_against_an_mx_server(sandbox: ThreadedSandbox) -> None:
+    host, port = sandbox.mx("gamma.test")
+    ok = swaks("--server", f"{host}:{port}", "--from", "a@alpha.test", "--to", "g@gamma.test")
+    assert ok.returncode == 0, ok.stdout
+    refused = swaks("--server", f"{host}:{port}", "--from", "a@alpha.test", "--to", "b@beta.test")
+    assert refused.returncode != 0
+    assert "<** 550 5.7.1 Relaying denied" in refused.stdout
+    assert [r.mailbox for r in sandbox.messages()] == ["g@gamma.test"]
