@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -242,6 +242,10 @@ class SqliteStore:
             await _insert_hops(conn, message_id, hops)
 
         await self.write(job)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read query on the reader connection (for modules that own their own SQL)."""
+        return [tuple(row) for row in await self._reader.execute_fetchall(sql, params)]
 
     async def list_messages(
         self, flt: MessageFilter = ALL, *, limit: int | None = None
