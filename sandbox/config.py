@@ -15,9 +15,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import platformdirs
+
+from sandbox.domain_config import DomainConfig, domain_toml, parse_domain
 
 MEMORY = ":memory:"
 DEFAULT_DOMAINS = ("alpha.test", "beta.test", "gamma.test")
@@ -41,14 +43,6 @@ class Account:
 
     address: str
     password: str
-
-
-@dataclass(frozen=True)
-class DomainConfig:
-    """One fake domain: its MX server listens on ``mx_address``."""
-
-    name: str
-    mx_address: str
 
 
 @dataclass(frozen=True)
@@ -289,19 +283,16 @@ def _domains_from_toml(source: str, value: Any) -> tuple[DomainConfig, ...]:
         return _domains_from_list(source, "domains", value)
     if not isinstance(value, dict) or not value:
         raise ConfigError(source, "domains", "expected a list of names or a table per domain")
+
+    def fail(key: str, problem: str) -> NoReturn:
+        raise ConfigError(source, key, problem)
+
     result = []
     for index, (raw_name, settings) in enumerate(value.items()):
         name = _check_domain(source, "domains", raw_name)
-        key = f"domains.{name}"
         if not isinstance(settings, dict):
-            raise ConfigError(source, key, 'expected a table, e.g. mx_address = "127.0.0.21"')
-        address = settings.get("mx_address", nth_mx_address(index))
-        for unknown in set(settings) - {"mx_address"}:
-            raise ConfigError(source, f"{key}.{unknown}", "unknown setting")
-        if not isinstance(address, str):
-            raise ConfigError(source, f"{key}.mx_address", "expected an IP address")
-        _check_ip(source, f"{key}.mx_address", address)
-        result.append(DomainConfig(name, address))
+            fail(f"domains.{name}", 'expected a table, e.g. mx_address = "127.0.0.21"')
+        result.append(parse_domain(name, settings, nth_mx_address(index), fail))
     return tuple(result)
 
 
@@ -334,8 +325,7 @@ def to_toml(config: Config) -> str:
         lines += ["", f"[{section}]"]
         lines += [f"{f.name} = {_toml_value(getattr(obj, f.name))}" for f in fields(obj)]
     for domain in config.domains:
-        lines += ["", f"[domains.{_toml_value(domain.name)}]"]
-        lines.append(f"mx_address = {_toml_value(domain.mx_address)}")
+        lines += ["", *domain_toml(domain, _toml_value)]
     if config.accounts:
         lines += ["", "[accounts]"]
         lines += [f"{_toml_value(a.address)} = {_toml_value(a.password)}" for a in config.accounts]
@@ -343,6 +333,10 @@ def to_toml(config: Config) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

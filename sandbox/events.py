@@ -60,6 +60,15 @@ class MessagesCleared(Event):
     count: int
 
 
+@dataclass(frozen=True)
+class MessagesMoved(Event):
+    """Entries left one folder for another (a POP3 deletion moves INBOX → Trash)."""
+
+    kind: str = field(init=False, default="messages.moved")
+    moves: tuple[tuple[int, int, str, str, str], ...]  # (old id, new id, mailbox, from, to)
+    reason: str
+
+
 Listener = Callable[[Event], None]
 
 
@@ -117,3 +126,18 @@ class EventBus:
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
+
+
+@dataclass(frozen=True)
+class DnsQueried(Event):
+    """One query answered (or dropped, for a timeout fault) by the DNS stub."""
+
+    kind: str = field(init=False, default="dns.query")
+    client: str
+    transport: str
+    qname: str
+    qtype: str
+    rcode: str
+    answer: str
+    micros: int
+    fault: str | None

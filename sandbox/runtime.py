@@ -15,8 +15,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.asyncresolver
+
+from fake_dns import DnsFault, DnsServer, DomainSpec, MxHost, QueryLog, build_zones
+from fake_dns.resolver import make_resolver
+from fake_dns.zone import ExtraRecord
 from sandbox.config import Config
-from sandbox.events import Event, EventBus
+from sandbox.domain_config import DomainConfig
+from sandbox.events import DnsQueried, Event, EventBus
 from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
 from sandbox.smtp.protocol import SandboxSMTP
 from sandbox.store import SqliteStore
@@ -35,6 +41,7 @@ class StartupError(RuntimeError):
 @dataclass(frozen=True)
 class Endpoints:
     smtp: Address
+    dns: Address
     mx: dict[str, Address]
     data: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -45,6 +52,7 @@ class Endpoints:
             "event": "ready",
             "smtp": list(self.smtp),
             **{k: list(v) if isinstance(v, tuple) else v for k, v in self.extra.items()},
+            "dns": list(self.dns),
             "mx": {domain: list(addr) for domain, addr in self.mx.items()},
             "data": self.data,
         }
@@ -59,6 +67,7 @@ class Runtime:
         self.bus = EventBus()
         self._store: SqliteStore | None = None
         self._servers: list[asyncio.Server] = []
+        self._dns: DnsServer | None = None
         self.endpoints: Endpoints | None = None
 
     @property
@@ -78,16 +87,61 @@ class Runtime:
             )
             mx: dict[str, Address] = {}
             for index, domain in enumerate(config.domains):
-                hostname = f"mx.{domain.name}"
-                handler = MxHandler(config, self.store, self.bus, hostname, domain.name)
+                handler = MxHandler(config, self.store, self.bus, domain.mx_host, domain.name)
                 mx[domain.name] = await self._listen_mx(handler, domain.mx_address, index)
+            dns_addr = await self._start_dns(mx)
         except BaseException:
             await self.stop()
             raise
-        self.endpoints = Endpoints(smtp=smtp_addr, mx=mx, data=config.data)
+        self.endpoints = Endpoints(smtp=smtp_addr, dns=dns_addr, mx=mx, data=config.data)
         return self.endpoints
 
+    @property
+    def dns_server(self) -> DnsServer:
+        if self._dns is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._dns
+
+    def resolver(self, timeout: float = 2.0) -> dns.asyncresolver.Resolver:
+        """A resolver that asks the stub and nothing else."""
+        host, port = self.dns_server.address
+        return make_resolver(host, port, timeout=timeout)
+
+    async def _start_dns(self, mx: dict[str, Address]) -> Address:
+        """The zones publish where each MX server really listens (SRV when off port 2525)."""
+        specs = [domain_spec(d, mx[d.name]) for d in self.config.domains]
+        try:
+            zones = build_zones(
+                specs, common_mx_port=self.config.mx.port, ptr={"127.0.0.1": "localhost"}
+            )
+        except ValueError as exc:
+            raise StartupError(f"bad DNS settings in the domains' configuration: {exc}") from exc
+        self._dns = DnsServer(zones, on_query=self._dns_queried)
+        try:
+            return await self._dns.start(self.config.host, self.config.dns.port)
+        except OSError as exc:
+            raise StartupError(
+                _listen_problem(self.config.host, self.config.dns.port, exc, "--dns-port")
+            ) from exc
+
+    def _dns_queried(self, log: QueryLog) -> None:
+        self.bus.publish(
+            DnsQueried(
+                client=log.client,
+                transport=log.transport,
+                qname=log.qname,
+                qtype=log.qtype,
+                rcode=log.rcode,
+                answer=log.answer,
+                micros=log.micros,
+                fault=log.fault,
+            )
+        )
+
     async def stop(self) -> None:
+        if self._dns is not None:
+            await self._dns.stop()
+            self._dns = None
         for server in self._servers:
             server.close()
         for server in self._servers:
@@ -170,3 +224,34 @@ def _listen_problem(host: str, port: int, exc: OSError, flag: str) -> str:
     if exc.errno == errno.EACCES:
         return f"cannot listen on {host}:{port}: permission denied; use a port above 1023"
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def domain_spec(domain: DomainConfig, mx_server: Address) -> DomainSpec:
+    """What the stub publishes for a domain whose MX server listens at ``mx_server``."""
+    address, port = mx_server
+    mx: tuple[MxHost, ...] | None = None
+    if domain.mx is not None:
+        mx = tuple(
+            MxHost(
+                record.host,
+                record.preference,
+                record.addresses or ((address,) if _inside(record.host, domain.name) else ()),
+            )
+            for record in domain.mx
+        )
+    fault = domain.dns_fault
+    return DomainSpec(
+        name=domain.name,
+        address=address,
+        mx_port=port,
+        mx=mx,
+        null_mx=domain.null_mx,
+        aaaa=domain.aaaa,
+        extra=tuple(ExtraRecord(r.name, r.type, r.value, r.ttl) for r in domain.records),
+        fault=DnsFault(fault.mode, fault.delay_ms),  # type: ignore[arg-type]
+    )
+
+
+def _inside(host: str, domain: str) -> bool:
+    host = host.rstrip(".").lower()
+    return host == domain or host.endswith("." + domain)

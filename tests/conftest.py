@@ -34,7 +34,12 @@ def require_binary(name: str) -> str:
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     """Every listener on port 0, data in the test's own folder, no environment leaking in."""
-    flags = {"data": str(tmp_path / "sandbox.sqlite3"), "smtp.port": 0, "mx.port": 0}
+    flags = {
+        "data": str(tmp_path / "sandbox.sqlite3"),
+        "smtp.port": 0,
+        "mx.port": 0,
+        "dns.port": 0,
+    }
     config = load_config(env={}, flags=flags)
     return replace(config, **overrides) if overrides else config
 
@@ -67,6 +72,8 @@ class ServeProcess:
                 "0",
                 "--mx-port",
                 "0",
+                "--dns-port",
+                "0",
                 *extra,
             ],
             stdout=subprocess.PIPE,
@@ -82,6 +89,7 @@ class ServeProcess:
             )
         self.ready: dict[str, Any] = json.loads(line)
         self.smtp_port: int = self.ready["smtp"][1]
+        self.dns_port: int = self.ready["dns"][1]
 
     def stop(self) -> int:
         if self.proc.poll() is None:

@@ -23,6 +23,7 @@ def test_serve_prints_the_ready_line(serve_process: ServeProcess) -> None:
     assert ready["smtp"][0] == "127.0.0.1" and ready["smtp"][1] > 0
     assert set(ready["mx"]) == {"alpha.test", "beta.test", "gamma.test"}
     assert ready["mx"]["beta.test"][0] == "127.0.0.12"
+    assert ready["dns"][0] == "127.0.0.1" and ready["dns"][1] > 0
     assert ready["data"] == str(serve_process.data)
 
 
@@ -235,6 +236,8 @@ def test_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path) ->
         str(serve_process.smtp_port),
         "--mx-port",
         "0",
+        "--dns-port",
+        "0",
     )
     assert result.returncode == 1
     assert "already in use" in result.stderr and "--smtp-port 0" in result.stderr
@@ -252,6 +255,8 @@ def test_no_command_runs_the_servers(tmp_path: Path) -> None:
             "--smtp-port",
             "0",
             "--mx-port",
+            "0",
+            "--dns-port",
             "0",
         ],
         stdout=subprocess.PIPE,

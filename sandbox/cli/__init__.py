@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from sandbox.cli.config_cmd import config_command
+from sandbox.cli.dns_cmd import dns_command
 from sandbox.cli.errors import USAGE, CliExit
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.read import clear, messages, show, wait
@@ -35,7 +36,7 @@ def cli(ctx: click.Context, /, **kwargs: Any) -> None:
         run_serve(build_config(ctx, {}))
 
 
-for command in (serve, messages, show, wait, send, clear, config_command):
+for command in (serve, messages, show, wait, send, clear, dns_command, config_command):
     cli.add_command(command)
 
 

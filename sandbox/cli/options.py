@@ -75,3 +75,8 @@ def build_config(ctx: click.Context, /, flags: dict[str, Any]) -> Config:
     merged.update({k: v for k, v in flags.items() if v is not None})
     config_file = merged.pop("config_file", None)
     return load_config(config_file=config_file, flags=merged)
+
+
+def client_host(config: Config) -> str:
+    """Where a client reaches the sandbox: a wildcard listen address through loopback."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.host, config.host)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from sandbox.cli.errors import bad_input, failure
-from sandbox.cli.options import build_config, common_options, pop_common
+from sandbox.cli.options import build_config, client_host, common_options, pop_common
 from sandbox.config import Config
 
 SEND_TIMEOUT = 30.0
@@ -85,11 +85,6 @@ def build_message(
             path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
         )
     return message
-
-
-def client_host(config: Config) -> str:
-    """A wildcard listen address is reached through loopback."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.host, config.host)
 
 
 def submit(config: Config, message: EmailMessage, sender: str, recipients: list[str]) -> str:

@@ -48,6 +48,7 @@ def banner(endpoints: Endpoints) -> str:
     lines = [
         f"mail-sandbox is running. Point your app at SMTP {host}:{port} (no TLS; any AUTH"
         " login and password accepted).",
+        f"  DNS stub: {endpoints.dns[0]}:{endpoints.dns[1]} (try: mail-sandbox dns beta.test MX)",
         *(f"  MX of {d}: {h}:{p}" for d, (h, p) in endpoints.mx.items()),
         f"  data: {endpoints.data}",
         "  List mail with `mail-sandbox messages`; stop with Ctrl-C.",

@@ -124,6 +124,8 @@ def run_once(messages: int, size: int, connections: int) -> tuple[float, float]:
                 "0",
                 "--mx-port",
                 "0",
+                "--dns-port",
+                "0",
             ]
         )
         try:
