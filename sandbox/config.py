@@ -67,6 +67,16 @@ class PortConfig:
 
 
 @dataclass(frozen=True)
+class RelayConfig:
+    """The outbound queue between fake domains."""
+
+    concurrency: int = 8
+    # Seconds before each retry of a 4xx; after the last one the message bounces.
+    retry_schedule: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+    max_received: int = 25  # more Received: headers than this is a mail loop
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     data: str = ""
@@ -76,6 +86,7 @@ class Config:
     pop3: PortConfig = field(default_factory=lambda: PortConfig(1110))
     imap: PortConfig = field(default_factory=lambda: PortConfig(1143))
     dns: PortConfig = field(default_factory=lambda: PortConfig(1053))
+    relay: RelayConfig = field(default_factory=RelayConfig)
     accounts: tuple[Account, ...] = ()
 
     def domain_names(self) -> frozenset[str]:
@@ -118,9 +129,14 @@ _SCALARS: dict[str, type] = {
     "pop3.port": int,
     "imap.port": int,
     "dns.port": int,
+    "relay.concurrency": int,
+    "relay.retry_schedule": tuple,
+    "relay.max_received": int,
 }
 _PORT_KEYS = {"smtp.port", "mx.port", "pop3.port", "imap.port", "dns.port"}
 _POSITIVE_KEYS = {
+    "relay.concurrency",
+    "relay.max_received",
     "smtp.max_message_size",
     "smtp.max_line_length",
     "smtp.max_recipients",
@@ -183,6 +199,7 @@ def _build(
         pop3=PortConfig(sections.get("pop3", {}).get("port", 1110)),
         imap=PortConfig(sections.get("imap", {}).get("port", 1143)),
         dns=PortConfig(sections.get("dns", {}).get("port", 1053)),
+        relay=RelayConfig(**sections.get("relay", {})),
         accounts=accounts,
     )
     if config.data != MEMORY:
@@ -195,6 +212,8 @@ def _coerce(source: str, key: str, raw: Any) -> Any:
     if key not in _SCALARS:
         raise ConfigError(source, key, "unknown setting")
     want = _SCALARS[key]
+    if want is tuple:
+        return _seconds_list(source, key, raw)
     value: Any = raw
     if isinstance(raw, str) and want is not str:
         try:
@@ -215,6 +234,22 @@ def _coerce(source: str, key: str, raw: Any) -> Any:
     if key == "data" and not value:
         raise ConfigError(source, key, "must be a file path or :memory:")
     return value
+
+
+def _seconds_list(source: str, key: str, raw: Any) -> tuple[float, ...]:
+    """A list of seconds: ``[1, 5, 30]`` in TOML, ``1,5,30`` in the environment."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ConfigError(source, key, f"expected a list of seconds like [1, 5, 30], got {raw!r}")
+    try:
+        values = tuple(float(item) for item in items if not isinstance(item, bool))
+    except (TypeError, ValueError):
+        raise ConfigError(
+            source, key, f"expected a list of seconds like [1, 5, 30], got {raw!r}"
+        ) from None
+    if len(values) != len(items) or any(v < 0 for v in values):
+        raise ConfigError(source, key, f"expected seconds of 0 or more, got {raw!r}")
+    return values
 
 
 def _type_name(want: type) -> str:
@@ -320,7 +355,7 @@ def to_toml(config: Config) -> str:
         f"host = {_toml_value(config.host)}",
         f"data = {_toml_value(config.data)}",
     ]
-    for section in ("smtp", "mx", "pop3", "imap", "dns"):
+    for section in ("smtp", "mx", "pop3", "imap", "dns", "relay"):
         obj = getattr(config, section)
         lines += ["", f"[{section}]"]
         lines += [f"{f.name} = {_toml_value(getattr(obj, f.name))}" for f in fields(obj)]
@@ -333,7 +368,7 @@ def to_toml(config: Config) -> str:
 
 
 def _toml_value(value: Any) -> str:
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"

@@ -141,3 +141,58 @@ class DnsQueried(Event):
     answer: str
     micros: int
     fault: str | None
+
+
+@dataclass(frozen=True)
+class FlagsChanged(Event):
+    """Flags of message copies changed (IMAP STORE, \\Seen on FETCH); ``origin`` names who."""
+
+    kind: str = field(init=False, default="flags.changed")
+    mailbox: str
+    folder: str
+    changes: tuple[tuple[int, int, tuple[str, ...]], ...]  # (entry id, uid, new flags)
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class EntriesExpunged(Event):
+    """Message copies were removed from a folder (IMAP EXPUNGE/MOVE, folder delete)."""
+
+    kind: str = field(init=False, default="entries.expunged")
+    mailbox: str
+    folder: str
+    entries: tuple[tuple[int, int], ...]  # (entry id, uid)
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class EntriesCopied(Event):
+    """Existing messages got new copies in a folder (IMAP COPY/MOVE); no new message."""
+
+    kind: str = field(init=False, default="entries.copied")
+    mailbox: str
+    folder: str
+    entries: tuple[tuple[int, int, int], ...]  # (entry id, uid, message id)
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveriesQueued(Event):
+    """A stored message has relay deliveries waiting: the relay wakes up."""
+
+    kind: str = field(init=False, default="relay.queued")
+    message_id: int
+    delivery_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DeliveryAttempted(Event):
+    """One relay attempt ended: delivered, deferred (will retry) or bounced."""
+
+    kind: str = field(init=False, default="relay.attempt")
+    delivery_id: int
+    message_id: int
+    domain: str
+    state: str
+    attempt: int
+    reply: str

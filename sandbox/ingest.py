@@ -6,7 +6,7 @@ committed, and nothing committed goes unannounced.
 
 from __future__ import annotations
 
-from sandbox.events import EventBus, MessageStored
+from sandbox.events import DeliveriesQueued, EventBus, MessageStored
 from sandbox.store import NewMessage, SqliteStore, StoredMessage
 
 
@@ -21,4 +21,8 @@ async def ingest(store: SqliteStore, bus: EventBus, message: NewMessage) -> Stor
             source=message.source,
         )
     )
+    if stored.delivery_ids:
+        bus.publish(
+            DeliveriesQueued(message_id=stored.message_id, delivery_ids=stored.delivery_ids)
+        )
     return stored

@@ -41,7 +41,7 @@ def summarize(raw: bytes) -> HeaderSummary:
     ``policy.default`` header objects cost about 0.6 ms a message (compat32 with
     ``getaddresses`` still 60 µs), which showed up as the largest cost of ingest.
     """
-    headers = _header_fields(_header_block(raw))
+    headers = _header_fields(header_block(raw))
     from_list = _addresses(headers.get("from", []))
     return HeaderSummary(
         from_addr=from_list[0] if from_list else None,
@@ -81,7 +81,7 @@ def _header_fields(block: bytes) -> dict[str, list[str]]:
     }
 
 
-def _header_block(raw: bytes) -> bytes:
+def header_block(raw: bytes) -> bytes:
     """Headers only: the body may be huge or broken and is not needed on arrival."""
     for sep in (b"\r\n\r\n", b"\n\n"):
         end = raw.find(sep)

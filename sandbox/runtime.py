@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dns.asyncresolver
+import dns.exception
 
 from fake_dns import DnsFault, DnsServer, DomainSpec, MxHost, QueryLog, build_zones
 from fake_dns.resolver import make_resolver
@@ -23,6 +24,7 @@ from fake_dns.zone import ExtraRecord
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
 from sandbox.events import DnsQueried, Event, EventBus
+from sandbox.relay import Relay
 from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
 from sandbox.smtp.protocol import SandboxSMTP
 from sandbox.store import SqliteStore
@@ -68,6 +70,7 @@ class Runtime:
         self._store: SqliteStore | None = None
         self._servers: list[asyncio.Server] = []
         self._dns: DnsServer | None = None
+        self._relay: Relay | None = None
         self.endpoints: Endpoints | None = None
 
     @property
@@ -81,15 +84,27 @@ class Runtime:
         self._store = await SqliteStore.open(config.data)
         self.bus.listen(self._journal)
         try:
-            submission = SubmissionHandler(config, self.store, self.bus, config.smtp.hostname)
+            submission = SubmissionHandler(
+                config, self.store, self.bus, config.smtp.hostname, self.reverse_lookup
+            )
             smtp_addr = await self._listen_smtp(
                 submission, config.host, config.smtp.port, "--smtp-port"
             )
             mx: dict[str, Address] = {}
             for index, domain in enumerate(config.domains):
-                handler = MxHandler(config, self.store, self.bus, domain.mx_host, domain.name)
+                handler = MxHandler(
+                    config, self.store, self.bus, domain.mx_host, domain.name, self.reverse_lookup
+                )
                 mx[domain.name] = await self._listen_mx(handler, domain.mx_address, index)
             dns_addr = await self._start_dns(mx)
+            self._relay = Relay(
+                config,
+                self.store,
+                self.bus,
+                self.resolver,
+                {domain: address for domain, (address, _) in mx.items()},
+            )
+            await self._relay.start()
         except BaseException:
             await self.stop()
             raise
@@ -102,10 +117,26 @@ class Runtime:
             raise RuntimeError("the sandbox is not running")
         return self._dns
 
+    @property
+    def relay(self) -> Relay:
+        if self._relay is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._relay
+
     def resolver(self, timeout: float = 2.0) -> dns.asyncresolver.Resolver:
         """A resolver that asks the stub and nothing else."""
         host, port = self.dns_server.address
         return make_resolver(host, port, timeout=timeout)
+
+    async def reverse_lookup(self, address: str) -> str | None:
+        """The PTR name the stub gives an address (for Received: headers)."""
+        if self._dns is None:
+            return None
+        try:
+            answer = await self.resolver(timeout=1.0).resolve_address(address)
+        except (dns.exception.DNSException, ValueError):
+            return None
+        return str(answer[0].target.to_text(omit_final_dot=True)) if answer.rrset else None
 
     async def _start_dns(self, mx: dict[str, Address]) -> Address:
         """The zones publish where each MX server really listens (SRV when off port 2525)."""
@@ -139,6 +170,11 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        for server in self._servers:  # no new mail while the rest winds down
+            server.close()
+        if self._relay is not None:
+            await self._relay.stop()
+            self._relay = None
         if self._dns is not None:
             await self._dns.stop()
             self._dns = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -62,13 +63,24 @@ class ThreadedSandbox:
     def messages(self, **flt: Any) -> list[MessageRecord]:
         return self.call(lambda: self.store.list_messages(MessageFilter(**flt)))
 
+    def wait_for(self, count: int = 1, timeout: float = 10.0, **flt: Any) -> list[MessageRecord]:
+        """Matching messages once at least ``count`` are stored (the relay is asynchronous)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.messages(**flt)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(found)} of {count} messages matching {flt} arrived")
+            time.sleep(0.02)
+
     def raw(self, record: MessageRecord) -> bytes:
         raw = self.call(lambda: self.store.raw(record.message_id))
         assert raw is not None
         return raw
 
     def journey(self, record: MessageRecord) -> tuple[Hop, ...]:
-        return self.call(lambda: self.store.journey(record.message_id))
+        return self.call(lambda: self.store.journey_of(record))
 
     def journal(self, kind: str) -> list[dict[str, Any]]:
         """Journaled events of one kind (the journal is written in the background)."""

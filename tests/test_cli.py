@@ -54,11 +54,14 @@ def test_send_then_messages_show_wait_clear(serve_process: ServeProcess, tmp_pat
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.startswith("sent to 2 recipients: 250 2.0.0 OK: queued as ")
 
+    assert cli("wait", *args, "--to", "larry@beta.test").returncode == 0  # relayed to beta.test
     listed = cli("messages", *args)
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["ID", "RECEIVED", "MAILBOX", "FOLDER", "FROM", "SUBJECT", "SIZE"]
-    assert len(lines) == 4 and "held" in lines[2] and "ceo@realcompany.com" in lines[2]
+    assert len(lines) == 4
+    [held_line] = [line for line in lines if "ceo@realcompany.com" in line]
+    assert held_line.endswith("held")
 
     as_json = cli("messages", *args, "--json", "--to", "larry@beta.test")
     [obj] = [json.loads(line) for line in as_json.stdout.splitlines()]
@@ -99,7 +102,8 @@ def test_send_then_messages_show_wait_clear(serve_process: ServeProcess, tmp_pat
         env=clean_env(),
         timeout=30,
     )
-    assert raw.stdout.startswith(b"Received: from mail-sandbox-cli")
+    assert raw.stdout.startswith(b"Received: from mx.alpha.test (mx.alpha.test [127.0.0.11])")
+    assert b"Received: from mail-sandbox-cli (localhost [127.0.0.1])" in raw.stdout
     assert b'filename="report.csv"' in raw.stdout
     assert json.loads(cli("show", str(obj["id"]), "--json", *args).stdout)["id"] == obj["id"]
 

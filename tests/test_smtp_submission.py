@@ -41,7 +41,7 @@ def test_auth_any_credentials_accepted(sandbox: ThreadedSandbox, mechanism: str)
         code, _ = client.auth(mechanism, getattr(client, f"auth_{mechanism.lower()}"))
         assert code == S.ACCEPTED_AUTH
         client.send_message(message("mikaela@alpha.test", ["larry@beta.test"]))
-    [record] = sandbox.messages(to="larry@beta.test")
+    [record] = sandbox.wait_for(to="larry@beta.test")
     submitted = sandbox.journey(record)[0]
     assert submitted.step == "submitted"
     assert submitted.detail["auth_user"] == "anyone"
@@ -77,13 +77,15 @@ def test_recipients_across_fake_and_real_domains(sandbox: ThreadedSandbox) -> No
             "mikaela@alpha.test", rcpts, message("mikaela@alpha.test", rcpts).as_bytes()
         )
         assert refused == {}
-    inbox = {r.mailbox: r for r in sandbox.messages(folder="INBOX")}
+    inbox = {r.mailbox: r for r in sandbox.wait_for(len(rcpts), folder="INBOX")}
     assert set(inbox) == {r.lower() for r in rcpts}
     assert inbox["ceo@realcompany.com"].held and inbox["someone@example.org"].held
     assert not any(inbox[f"user0@{d}"].held for d in ("alpha.test", "beta.test", "gamma.test"))
-    # stored once: every copy points at the same raw message
-    assert len({r.message_id for r in inbox.values()}) == 1
+    # stored once per hop: one raw message per receiving server, shared by its copies
     [sent] = sandbox.messages(folder="Sent")
+    assert inbox["ceo@realcompany.com"].message_id == sent.message_id
+    for domain in ("alpha.test", "beta.test", "gamma.test"):
+        assert len({inbox[f"user{i}@{domain}"].message_id for i in range(3)}) == 1
     assert sent.mailbox == "mikaela@alpha.test" and "\\Seen" in sent.flags
     held_hops = [h for h in sandbox.journey(sent) if h.outcome == "held"]
     assert {h.detail["mailbox"] for h in held_hops} == {
@@ -96,6 +98,7 @@ def test_recipients_across_fake_and_real_domains(sandbox: ThreadedSandbox) -> No
 def test_no_sent_copy_for_a_sender_outside_the_sandbox(sandbox: ThreadedSandbox) -> None:
     with connect(sandbox) as client:
         client.sendmail("app@myapp.example", ["larry@beta.test"], b"Subject: x\r\n\r\nbody\r\n")
+    sandbox.wait_for(to="larry@beta.test")
     assert [r.folder for r in sandbox.messages()] == ["INBOX"]
 
 
@@ -107,7 +110,7 @@ def test_received_header_and_queue_id(sandbox: ThreadedSandbox) -> None:
         code, reply = client.data(b"Subject: trace\r\n\r\nbody\r\n")
     assert code == S.OK and reply.startswith(b"2.0.0 OK: queued as ")
     queue_id = reply.split()[-1].decode()
-    [record] = sandbox.messages(folder="INBOX")
+    [record] = sandbox.messages(folder="Sent")  # the copy as the submission server stored it
     raw = sandbox.raw(record).decode()
     first = raw.split("\r\n\t")[0:3]
     assert first[0] == "Received: from app.local (localhost [127.0.0.1])"
@@ -127,7 +130,7 @@ def test_utf8_headers_and_addresses_with_smtputf8(sandbox: ThreadedSandbox) -> N
             mail_options=["SMTPUTF8", "BODY=8BITMIME"],
         )
         assert refused == {}
-    [record] = sandbox.messages(folder="INBOX")
+    [record] = sandbox.wait_for(folder="INBOX")
     assert record.mailbox == "jürgen@beta.test"
     assert record.subject == "Grüße aus Köln — 日本語のテスト"
     assert record.from_addr == "élodie@alpha.test"
@@ -142,7 +145,7 @@ def test_eight_bit_body_kept_byte_for_byte(sandbox: ThreadedSandbox) -> None:
     with connect(sandbox) as client:
         client.ehlo("app.local")
         client.sendmail("a@alpha.test", ["b@beta.test"], raw, mail_options=["BODY=8BITMIME"])
-    [record] = sandbox.messages(folder="INBOX")
+    [record] = sandbox.wait_for(folder="INBOX")
     assert sandbox.raw(record).endswith(raw)
 
 
@@ -150,7 +153,7 @@ def test_dot_stuffed_lines_come_back_unstuffed(sandbox: ThreadedSandbox) -> None
     raw = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\n"  # smtplib stuffs, server unstuffs
     with connect(sandbox) as client:
         client.sendmail("a@alpha.test", ["b@beta.test"], raw)
-    [record] = sandbox.messages(folder="INBOX")
+    [record] = sandbox.wait_for(folder="INBOX")
     assert sandbox.raw(record).endswith(raw)
 
 
@@ -175,7 +178,7 @@ def test_oversize_refused_with_552_and_server_goes_on(config) -> None:
         client.rcpt("b@beta.test")
         code, _ = client.data(b"Subject: small\r\n\r\nok\r\n")
         assert code == S.OK
-        assert [r.subject for r in sandbox.messages(folder="INBOX")] == ["small"]
+        assert [r.subject for r in sandbox.wait_for(folder="INBOX")] == ["small"]
 
 
 def raw_session(sandbox: ThreadedSandbox, lines: list[bytes]) -> list[bytes]:
@@ -241,7 +244,7 @@ def test_too_many_bad_commands_closes_cleanly_and_server_goes_on(sandbox: Thread
     assert replies[-1].startswith(b"502 5.5.1 Too many unrecognized commands")
     with connect(sandbox) as client:
         client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: after\r\n\r\nok\r\n")
-    assert len(sandbox.messages(folder="INBOX")) == 1
+    assert len(sandbox.wait_for(folder="INBOX")) == 1
 
 
 def test_overlong_command_line(sandbox: ThreadedSandbox) -> None:
@@ -258,7 +261,7 @@ def test_null_sender_accepted(sandbox: ThreadedSandbox) -> None:
         client.rcpt("b@beta.test")
         code, _ = client.data(b"Subject: bounce\r\n\r\nbody\r\n")
         assert code == S.OK
-    [record] = sandbox.messages()
+    [record] = sandbox.wait_for()
     assert record.envelope_from == ""
     assert sandbox.journey(record)[0].detail["mail_from"] == "<>"
 
@@ -272,7 +275,7 @@ def test_too_many_recipients(config) -> None:
         assert codes == [S.OK, S.OK, S.OK, S.TOO_MANY_RECIPIENTS]
         code, _ = client.data(b"Subject: three\r\n\r\nbody\r\n")
         assert code == S.OK
-        assert len(sandbox.messages(folder="INBOX")) == 3
+        assert len(sandbox.wait_for(3, folder="INBOX")) == 3
 
 
 def test_idle_connection_gets_421(config) -> None:
@@ -304,7 +307,7 @@ def test_concurrent_connections_all_stored(sandbox: ThreadedSandbox) -> None:
     for t in threads:
         t.join(60)
     assert not errors
-    inbox = sandbox.messages(folder="INBOX")
+    inbox = sandbox.wait_for(200, folder="INBOX")
     assert len(inbox) == 200
     assert {r.subject for r in inbox} == {f"{n}-{i}" for n in range(10) for i in range(20)}
     for n in range(10):  # UIDs ascend without gaps in each mailbox
@@ -322,7 +325,7 @@ def test_real_world_shaped_messages_are_stored_and_listed(
         client.sendmail(
             "a@alpha.test", ["larry@beta.test"], raw, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
         )
-    [record] = sandbox.messages(folder="INBOX")
+    [record] = sandbox.wait_for(folder="INBOX")
     assert sandbox.raw(record).endswith(raw)
     assert record.size == len(sandbox.raw(record))
 
@@ -341,8 +344,12 @@ def test_session_events_are_published_and_journaled(sandbox: ThreadedSandbox) ->
     assert "secret-password" not in transcript and "c2VjcmV0" not in transcript
     assert "C: <message data, " in transcript
     assert "S: 250 2.0.0 OK: queued as" in transcript
+    sandbox.wait_for(to="b@beta.test")
     stored = sandbox.journal("message.stored")
-    assert stored[0]["entries"][0][1] == "b@beta.test"
+    assert [entry[1:] for e in stored for entry in e["entries"]] == [
+        ["a@alpha.test", "Sent"],
+        ["b@beta.test", "INBOX"],
+    ]
 
 
 def test_restart_on_the_same_data_file_keeps_everything(config, tmp_path: Path) -> None:
@@ -353,9 +360,10 @@ def test_restart_on_the_same_data_file_keeps_everything(config, tmp_path: Path) 
                 ["b@beta.test", "c@x.example"],
                 f"Subject: {i}\r\n\r\nx\r\n".encode(),
             )
+        sandbox.wait_for(5, to="b@beta.test")
         before = [(r.id, r.mailbox, r.uid, r.subject, r.held) for r in sandbox.messages()]
     with ThreadedSandbox(config) as sandbox, connect(sandbox) as client:
         assert [(r.id, r.mailbox, r.uid, r.subject, r.held) for r in sandbox.messages()] == before
         client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: after restart\r\n\r\nx\r\n")
-        last = sandbox.messages(to="b@beta.test")[-1]
+        last = sandbox.wait_for(6, to="b@beta.test")[-1]
         assert last.subject == "after restart" and last.uid == 6

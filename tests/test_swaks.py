@@ -35,7 +35,7 @@ def test_swaks_pipelining_with_auth(sandbox: ThreadedSandbox) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "<-  250 2.0.0 OK: queued as" in result.stdout
-    inbox = sandbox.messages(folder="INBOX")
+    inbox = sandbox.wait_for(2, folder="INBOX")
     assert {(r.mailbox, r.held) for r in inbox} == {
         ("larry@beta.test", False),
         ("ceo@realcompany.com", True),

@@ -62,7 +62,7 @@ def messages(
         records = await store.list_messages(flt)
         if as_json:
             for record in records:
-                click.echo(json_line(record, await store.journey(record.message_id)))
+                click.echo(json_line(record, await store.journey_of(record)))
         elif records:
             click.echo(table(records))
 
@@ -86,7 +86,7 @@ def show(ctx: click.Context, /, message_id: int, raw: bool, as_json: bool, **kwa
                 f"no message with id {message_id}; list ids with: mail-sandbox messages"
             )
         content = await store.raw(record.message_id) or b""
-        journey = await store.journey(record.message_id)
+        journey = await store.journey_of(record)
         if raw:
             sys.stdout.buffer.write(content)
             sys.stdout.flush()
@@ -171,7 +171,7 @@ def wait(
 
     async def work_and_journey(store: SqliteStore) -> tuple[MessageRecord, Any]:
         record = await work(store)
-        return record, await store.journey(record.message_id)
+        return record, await store.journey_of(record)
 
     record, journey = run_with_store(config, work_and_journey)
     if as_json:

@@ -8,8 +8,11 @@ like a real MX that is not an open relay.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -25,6 +28,7 @@ from sandbox.store import (
     SENT,
     Copy,
     Hop,
+    NewDelivery,
     NewMessage,
     SqliteStore,
     domain_of,
@@ -54,16 +58,41 @@ class Authenticator:
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a server does with an accepted message: copies to store, deliveries to queue."""
+
+    copies: tuple[Copy, ...] = ()
+    hops: tuple[Hop, ...] = ()
+    deliveries: tuple[NewDelivery, ...] = ()
+
+
+ReverseLookup = Callable[[str], Awaitable[str | None]]
+
+
+async def no_reverse_lookup(address: str) -> str | None:
+    return None
+
+
 class BaseHandler(ABC):
     """Shared EHLO, RCPT limits, DATA bookkeeping and error replies."""
 
     server_name = "smtp"
+    arrival_step = "received"
 
-    def __init__(self, config: Config, store: SqliteStore, bus: EventBus, hostname: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: SqliteStore,
+        bus: EventBus,
+        hostname: str,
+        reverse_lookup: ReverseLookup = no_reverse_lookup,
+    ) -> None:
         self.config = config
         self.store = store
         self.bus = bus
         self.hostname = hostname
+        self.reverse_lookup = reverse_lookup
 
     async def handle_EHLO(
         self,
@@ -114,10 +143,11 @@ class BaseHandler(ABC):
         )
         auth_user = _text(getattr(session.auth_data, "login", None))
         peer_ip = _peer_ip(session.peer)
+        content = _as_bytes(envelope.original_content)
         header = received_header(
             helo=session.host_name,
             peer_ip=peer_ip,
-            peer_name="localhost" if peer_ip in ("127.0.0.1", "::1") else None,
+            peer_name=await self._reverse_name(session, peer_ip),
             by=self.hostname,
             protocol=protocol_name(
                 esmtp=bool(session.extended_smtp),
@@ -128,7 +158,6 @@ class BaseHandler(ABC):
             queue_id=queue_id,
             recipients=recipients,
         )
-        raw = header + _as_bytes(envelope.original_content)
         arrival = Hop(
             self.arrival_step,
             "accepted",
@@ -143,26 +172,39 @@ class BaseHandler(ABC):
                 "queue_id": queue_id,
             },
         )
-        copies, hops = self.plan(sender, recipients)
+        plan = self.plan(sender, recipients)
         await ingest(
             self.store,
             self.bus,
             NewMessage(
-                raw=raw,
+                raw=header + content,
                 envelope_from=sender,
                 envelope_to=tuple(recipients),
                 source=self.server_name,
-                copies=copies,
-                hops=(arrival, *hops),
+                copies=plan.copies,
+                hops=(arrival, *plan.hops),
+                queue_id=queue_id,
+                parent_queue_id=self.trace_parent(content),
+                deliveries=plan.deliveries,
             ),
         )
         return f"250 2.0.0 OK: queued as {queue_id}"
 
-    arrival_step = "received"
+    async def _reverse_name(self, session: Session, address: str) -> str | None:
+        """The client's PTR name from the stub, looked up once per connection."""
+        cached = getattr(session, "sandbox_reverse_name", None)
+        if cached is None:
+            cached = (await self.reverse_lookup(address)) or ""
+            session.sandbox_reverse_name = cached  # type: ignore[attr-defined]
+        return cached or None
+
+    def trace_parent(self, content: bytes) -> str | None:
+        """The queue id this message continues, if it was relayed to us by the sandbox."""
+        return None
 
     @abstractmethod
-    def plan(self, sender: str, recipients: list[str]) -> tuple[tuple[Copy, ...], tuple[Hop, ...]]:
-        """Which copies to store, and the hops that say so."""
+    def plan(self, sender: str, recipients: list[str]) -> Plan:
+        """Which copies to store and deliveries to queue, and the hops that say so."""
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("%s: failed to handle a command", self.server_name)
@@ -175,31 +217,37 @@ class BaseHandler(ABC):
 class SubmissionHandler(BaseHandler):
     """The outbound server apps talk to: every recipient accepted, at any domain.
 
-    Until the relay exists, each recipient's copy is put straight into its INBOX;
-    recipients at domains that are not fake are held, never sent anywhere.
+    Recipients at fake domains are queued for the relay, one delivery per domain, which
+    finds each domain's MX through the DNS stub. Recipients anywhere else are held: kept
+    in their local mailbox, never sent. A sender at a fake domain gets a Sent copy.
     """
 
     server_name = "submission"
     arrival_step = "submitted"
 
-    def plan(self, sender: str, recipients: list[str]) -> tuple[tuple[Copy, ...], tuple[Hop, ...]]:
+    def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies: list[Copy] = []
         hops: list[Hop] = []
+        by_domain: dict[str, list[str]] = {}
         for rcpt in recipients:
             domain = domain_of(rcpt)
             if self.config.is_fake_domain(domain):
-                copies.append(Copy(rcpt, INBOX))
-                hops.append(Hop("stored", "delivered", {"mailbox": rcpt, "folder": INBOX}))
+                by_domain.setdefault(domain, []).append(rcpt)
             else:
                 copies.append(Copy(rcpt, INBOX, held=True))
                 reason = f"{domain} is not a sandbox domain: kept here, never sent anywhere"
-                hops.append(
-                    Hop("stored", "held", {"mailbox": rcpt, "folder": INBOX, "reason": reason})
-                )
+                detail = {"mailbox": rcpt, "folder": INBOX, "domain": domain, "reason": reason}
+                hops.append(Hop("stored", "held", detail))
+        deliveries = tuple(NewDelivery(d, tuple(rcpts)) for d, rcpts in by_domain.items())
+        hops += [
+            Hop("queued", "queued", {"domain": d.domain, "recipients": list(d.recipients)})
+            for d in deliveries
+        ]
         if sender and self.config.is_fake_domain(domain_of(sender)):
             copies.append(Copy(sender, SENT, flags=(SEEN,)))
-            hops.append(Hop("stored", "sent copy", {"mailbox": sender, "folder": SENT}))
-        return tuple(copies), tuple(hops)
+            detail = {"mailbox": sender, "folder": SENT, "domain": domain_of(sender)}
+            hops.append(Hop("stored", "sent copy", detail))
+        return Plan(tuple(copies), tuple(hops), deliveries)
 
 
 class MxHandler(BaseHandler):
@@ -208,9 +256,15 @@ class MxHandler(BaseHandler):
     server_name = "mx"
 
     def __init__(
-        self, config: Config, store: SqliteStore, bus: EventBus, hostname: str, domain: str
+        self,
+        config: Config,
+        store: SqliteStore,
+        bus: EventBus,
+        hostname: str,
+        domain: str,
+        reverse_lookup: ReverseLookup = no_reverse_lookup,
     ) -> None:
-        super().__init__(config, store, bus, hostname)
+        super().__init__(config, store, bus, hostname, reverse_lookup)
         self.domain = domain
         self.server_name = f"mx:{domain}"
 
@@ -222,12 +276,32 @@ class MxHandler(BaseHandler):
             )
         return None
 
-    def plan(self, sender: str, recipients: list[str]) -> tuple[tuple[Copy, ...], tuple[Hop, ...]]:
+    def trace_parent(self, content: bytes) -> str | None:
+        """The top Received: header, if our submission server wrote it, names its queue id."""
+        match = _OUR_TRACE.match(content)
+        if match and match.group(1).decode() == self.config.smtp.hostname:
+            return match.group(2).decode()
+        return None
+
+    def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies = tuple(Copy(rcpt, INBOX) for rcpt in recipients)
         hops = tuple(
-            Hop("stored", "delivered", {"mailbox": rcpt, "folder": INBOX}) for rcpt in recipients
+            Hop(
+                "stored",
+                "delivered",
+                {"mailbox": rcpt, "folder": INBOX, "domain": self.domain},
+            )
+            for rcpt in recipients
         )
-        return copies, hops
+        return Plan(copies, hops)
+
+
+# "Received: from … by HOST (mail-sandbox) with … id QUEUEID" (ours), or the local form.
+_OUR_TRACE = re.compile(
+    rb"Received:(?:[^\r\n]|\r?\n[ \t])*?\bby ([^\s;]+) \(mail-sandbox\)"
+    rb"(?:[^\r\n]|\r?\n[ \t])*?\bid ([0-9a-f]{12})\b",
+    re.IGNORECASE,
+)
 
 
 def _unique(addresses: list[str]) -> list[str]:

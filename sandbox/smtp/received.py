@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import email.utils
 import time
+from datetime import UTC, datetime
+
+
+def rfc5322_date(when: float | None = None) -> str:
+    """``Mon, 23 Nov 2026 14:44:34 +0000`` (RFC 5322 §3.3; ``-0000`` would mean "unknown")."""
+    moment = datetime.fromtimestamp(when if when is not None else time.time(), UTC)
+    return email.utils.format_datetime(moment)
 
 
 def protocol_name(*, esmtp: bool, tls: bool, auth: bool, utf8: bool) -> str:
@@ -31,7 +38,7 @@ def received_header(
         f"Received: from {helo or 'unknown'} ({tcp_info})",
         f"\tby {by} (mail-sandbox) with {protocol} id {queue_id}",
     ]
-    date = email.utils.formatdate(when if when is not None else time.time(), localtime=False)
+    date = rfc5322_date(when)
     # RFC 5321 §7.6: name the recipient only when there is exactly one, so a Bcc list
     # is not revealed to every recipient.
     if len(recipients) == 1:
@@ -40,3 +47,12 @@ def received_header(
         lines[-1] += ";"
         lines.append(f"\t{date}")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def local_received_header(
+    *, by: str, queue_id: str, recipients: list[str], when: float | None = None
+) -> bytes:
+    """For mail the sandbox makes itself (bounces): no client, so no ``from`` clause."""
+    date = rfc5322_date(when)
+    rcpt = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
+    return f"Received: by {by} (mail-sandbox) id {queue_id}{rcpt}; {date}\r\n".encode()

@@ -1,14 +1,21 @@
 """The single source of truth: messages, mailboxes, folders, journeys and the journal."""
 
 from sandbox.store.models import (
+    BOUNCED,
+    DEFERRED,
+    DELIVERED,
     INBOX,
+    NOT_DONE,
+    QUEUED,
     SEEN,
     SENT,
     TRASH,
     Copy,
+    Delivery,
     Hop,
     MessageFilter,
     MessageRecord,
+    NewDelivery,
     NewMessage,
     StoredCopy,
     StoredMessage,
@@ -18,14 +25,21 @@ from sandbox.store.models import (
 from sandbox.store.sqlite import SqliteStore, StoreError
 
 __all__ = [
+    "BOUNCED",
+    "DEFERRED",
+    "DELIVERED",
     "INBOX",
+    "NOT_DONE",
+    "QUEUED",
     "SEEN",
     "SENT",
     "TRASH",
     "Copy",
+    "Delivery",
     "Hop",
     "MessageFilter",
     "MessageRecord",
+    "NewDelivery",
     "NewMessage",
     "SqliteStore",
     "StoreError",

@@ -53,6 +53,14 @@ class Hop:
 
 
 @dataclass(frozen=True)
+class NewDelivery:
+    """A relay delivery to queue with the message: one domain, all its recipients."""
+
+    domain: str
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class NewMessage:
     raw: bytes
     envelope_from: str
@@ -61,6 +69,9 @@ class NewMessage:
     copies: tuple[Copy, ...]
     hops: tuple[Hop, ...] = ()
     received_at: float = field(default_factory=time.time)
+    queue_id: str | None = None  # the id in our 250 reply and Received: header
+    parent_queue_id: str | None = None  # the relayed message this one continues
+    deliveries: tuple[NewDelivery, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,47 @@ class StoredMessage:
     message_id: int
     copies: tuple[StoredCopy, ...]
     subject: str | None = None
+    delivery_ids: tuple[int, ...] = ()
+
+
+QUEUED = "queued"
+DEFERRED = "deferred"
+DELIVERED = "delivered"
+BOUNCED = "bounced"
+NOT_DONE = (QUEUED, DEFERRED)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One relay delivery as the queue holds it."""
+
+    id: int
+    message_id: int
+    domain: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_reply: str | None
+    created_at: float
+    updated_at: float
+    subject: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "message_id": self.message_id,
+            "domain": self.domain,
+            "from": self.envelope_from or "<>",
+            "recipients": list(self.recipients),
+            "subject": self.subject,
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_attempt_at": iso_utc(self.next_attempt_at),
+            "last_reply": self.last_reply,
+            "queued_at": iso_utc(self.created_at),
+        }
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,10 @@ from sandbox.config import MEMORY
 from sandbox.mime import summarize
 from sandbox.store.models import (
     INBOX,
+    QUEUED,
     SENT,
     TRASH,
+    Delivery,
     Hop,
     MessageFilter,
     MessageRecord,
@@ -282,12 +284,126 @@ class SqliteStore:
         )
         return bytes(next(iter(rows))[0]) if rows else None
 
-    async def journey(self, message_id: int) -> tuple[Hop, ...]:
+    async def journey(self, message_id: int, domain: str | None = None) -> tuple[Hop, ...]:
+        """The hops of a message and of the messages it was relayed from, in time order.
+
+        With ``domain``, an ancestor's hops about other domains' deliveries are left out:
+        the copy in larry@beta.test does not need gamma.test's retries.
+        """
         rows = await self._reader.execute_fetchall(
-            "SELECT step, outcome, detail, at FROM hops WHERE message_id = ? ORDER BY at, id",
+            "WITH RECURSIVE chain (id, depth) AS (SELECT ?, 0 UNION ALL"
+            " SELECT m.parent_id, c.depth + 1 FROM messages m JOIN chain c ON m.id = c.id"
+            " WHERE m.parent_id IS NOT NULL AND c.depth < 30)"
+            " SELECT h.step, h.outcome, h.detail, h.at, c.depth FROM hops h"
+            " JOIN chain c ON h.message_id = c.id ORDER BY h.at, h.id",
             (message_id,),
         )
-        return tuple(Hop(r[0], r[1], json.loads(r[2]), r[3]) for r in rows)
+        hops = []
+        for step, outcome, detail_text, at, depth in rows:
+            detail = json.loads(detail_text)
+            if depth and domain is not None and detail.get("domain") not in (None, domain):
+                continue
+            hops.append(Hop(step, outcome, detail, at))
+        return tuple(hops)
+
+    async def journey_of(self, record: MessageRecord) -> tuple[Hop, ...]:
+        """The journey as this copy's mailbox saw it."""
+        return await self.journey(record.message_id, domain_of(record.mailbox))
+
+    # --- the relay queue ------------------------------------------------------------
+
+    async def due_deliveries(
+        self, now: float, limit: int, exclude: Iterable[int] = ()
+    ) -> list[Delivery]:
+        excluded = json.dumps(sorted(exclude))
+        rows = await self._reader.execute_fetchall(
+            _DELIVERY_SELECT + " WHERE d.state IN ('queued', 'deferred') AND d.next_attempt_at <= ?"
+            " AND d.id NOT IN (SELECT value FROM json_each(?))"
+            " ORDER BY d.next_attempt_at, d.id LIMIT ?",
+            (now, excluded, limit),
+        )
+        return [_delivery(row) for row in rows]
+
+    async def next_attempt_at(self) -> float | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE state IN ('queued', 'deferred')"
+        )
+        value = next(iter(rows))[0]
+        return float(value) if value is not None else None
+
+    async def pending_deliveries(self) -> list[Delivery]:
+        rows = await self._reader.execute_fetchall(
+            _DELIVERY_SELECT + " WHERE d.state IN ('queued', 'deferred') ORDER BY d.id"
+        )
+        return [_delivery(row) for row in rows]
+
+    async def deliveries_of(self, message_id: int) -> list[Delivery]:
+        rows = await self._reader.execute_fetchall(
+            _DELIVERY_SELECT + " WHERE d.message_id = ? ORDER BY d.id", (message_id,)
+        )
+        return [_delivery(row) for row in rows]
+
+    async def finish_attempt(
+        self,
+        delivery: Delivery,
+        *,
+        state: str,
+        recipients: tuple[str, ...],
+        next_attempt_at: float,
+        last_reply: str | None,
+        hops: Iterable[Hop],
+    ) -> None:
+        """Record one attempt's outcome and its hops in one transaction."""
+        hops = tuple(hops)
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE deliveries SET state = ?, recipients = ?, attempts = attempts + 1,"
+                " next_attempt_at = ?, last_reply = ?, updated_at = ? WHERE id = ?",
+                (
+                    state,
+                    json.dumps(list(recipients)),
+                    next_attempt_at,
+                    last_reply,
+                    time.time(),
+                    delivery.id,
+                ),
+            )
+            await _insert_hops(conn, delivery.message_id, hops)
+
+        await self.write(job)
+
+    async def retry_now(self) -> int:
+        """Make every delivery not yet done due at once; returns how many."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            cur = await conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE state IN ('queued', 'deferred')",
+                (time.time(),),
+            )
+            return cur.rowcount
+
+        return await self.write(job)
+
+    # --- chaos settings shared with other processes ---------------------------------
+
+    async def set_chaos(self, domain: str, settings: dict[str, Any] | None) -> None:
+        async def job(conn: aiosqlite.Connection) -> None:
+            if settings is None:
+                await conn.execute("DELETE FROM chaos WHERE domain = ?", (domain,))
+            else:
+                await conn.execute(
+                    "INSERT INTO chaos (domain, settings, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (domain) DO UPDATE SET settings = excluded.settings,"
+                    " updated_at = excluded.updated_at",
+                    (domain, json.dumps(settings), time.time()),
+                )
+
+        await self.write(job)
+
+    async def chaos(self) -> dict[str, dict[str, Any]]:
+        rows = await self._reader.execute_fetchall("SELECT domain, settings FROM chaos")
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     async def count_messages(self) -> int:
         rows = await self._reader.execute_fetchall("SELECT count(*) FROM entries")
@@ -354,6 +470,30 @@ _RECORD_SELECT = (
     " FROM entries e JOIN folders f ON f.id = e.folder_id"
     " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
 )
+
+
+_DELIVERY_SELECT = (
+    "SELECT d.id, d.message_id, d.domain, d.envelope_from, d.recipients, d.state, d.attempts,"
+    " d.next_attempt_at, d.last_reply, d.created_at, d.updated_at, m.subject"
+    " FROM deliveries d JOIN messages m ON m.id = d.message_id"
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row[0],
+        message_id=row[1],
+        domain=row[2],
+        envelope_from=row[3],
+        recipients=tuple(json.loads(row[4])),
+        state=row[5],
+        attempts=row[6],
+        next_attempt_at=row[7],
+        last_reply=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+        subject=row[11],
+    )
 
 
 def _record(row: Any) -> MessageRecord:
@@ -465,12 +605,15 @@ async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> l
         "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'messages'),"
         " (SELECT coalesce(max(id), 0) FROM messages),"
         " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'),"
-        " (SELECT coalesce(max(id), 0) FROM entries)"
+        " (SELECT coalesce(max(id), 0) FROM entries),"
+        " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'deliveries')"
     )
     ids = next(iter(id_rows))
     next_message, next_entry = max(ids[0], ids[1]) + 1, max(ids[2], ids[3]) + 1
+    next_delivery = ids[4] + 1
 
     message_rows: list[tuple[Any, ...]] = []
+    delivery_rows: list[tuple[Any, ...]] = []
     entry_rows: list[tuple[Any, ...]] = []
     hop_rows: list[tuple[Any, ...]] = []
     stored: list[StoredMessage] = []
@@ -493,8 +636,27 @@ async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> l
                 summary.message_id,
                 message.received_at,
                 message.source,
+                message.queue_id,
+                message.parent_queue_id,
             )
         )
+        delivery_ids = []
+        for delivery in message.deliveries:
+            delivery_rows.append(
+                (
+                    next_delivery,
+                    message_id,
+                    delivery.domain,
+                    message.envelope_from,
+                    json.dumps(list(delivery.recipients)),
+                    QUEUED,
+                    message.received_at,
+                    message.received_at,
+                    message.received_at,
+                )
+            )
+            delivery_ids.append(next_delivery)
+            next_delivery += 1
         copies = []
         for copy in message.copies:
             folder = folders[(copy.mailbox, copy.folder)]
@@ -514,14 +676,23 @@ async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> l
             copies.append(StoredCopy(next_entry, copy.mailbox, copy.folder, uid))
             next_entry += 1
         hop_rows += [_hop_row(message_id, hop) for hop in message.hops]
-        stored.append(StoredMessage(message_id, tuple(copies), summary.subject))
+        stored.append(
+            StoredMessage(message_id, tuple(copies), summary.subject, tuple(delivery_ids))
+        )
 
     await conn.executemany(
         "INSERT INTO messages (id, raw, size, envelope_from, envelope_to, header_from,"
-        " header_to, header_cc, subject, date, message_id, received_at, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " header_to, header_cc, subject, date, message_id, received_at, source, queue_id,"
+        " parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " (SELECT max(id) FROM messages WHERE queue_id = ?))",
         message_rows,
     )
+    if delivery_rows:
+        await conn.executemany(
+            "INSERT INTO deliveries (id, message_id, domain, envelope_from, recipients, state,"
+            " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            delivery_rows,
+        )
     await conn.executemany(
         "INSERT INTO entries (id, folder_id, uid, message_id, flags, held, added_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,186 @@
+"""One delivery attempt over SMTP, like a real MTA: host after host until one answers.
+
+A host where nothing listens (or that drops us before the greeting) is skipped for the
+next one, and the fallback shows in the hops. Once a server has answered, its replies
+decide: 2xx delivered, 4xx deferred, 5xx bounced — per recipient after RCPT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosmtplib
+
+from sandbox.relay.routing import Route
+from sandbox.store import Hop
+
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt achieved, per recipient, and how."""
+
+    delivered: tuple[str, ...] = ()
+    deferred: tuple[str, ...] = ()
+    bounced: tuple[tuple[str, str], ...] = ()  # (recipient, reply)
+    reply: str = ""  # the reply that decided (for the queue's last_reply)
+    remote: str | None = None  # the host that answered
+    hops: tuple[Hop, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str  # "" for the null sender of bounces
+    recipients: tuple[str, ...]
+    raw: bytes
+    helo: str
+    source_address: str | None
+
+
+async def deliver(
+    envelope: Envelope, route: Route, domain: str, tls_context: ssl.SSLContext | None = None
+) -> Attempt:
+    hops: list[Hop] = []
+    last_failure = "451 4.4.1 no MX host answered"
+    for target in route.targets:
+        for address in target.addresses:
+            where = {"domain": domain, "host": target.host, "address": address, "port": target.port}
+            client = aiosmtplib.SMTP(
+                hostname=address,
+                port=target.port,
+                local_hostname=envelope.helo,
+                source_address=(envelope.source_address, 0) if envelope.source_address else None,
+                timeout=COMMAND_TIMEOUT,
+                start_tls=False,
+                use_tls=False,
+            )
+            try:
+                await client.connect(timeout=CONNECT_TIMEOUT)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                last_failure = f"451 4.4.1 {target.host} [{address}]:{target.port}: {_why(exc)}"
+                hops.append(Hop("connect", "failed", {**where, "error": _why(exc)}))
+                continue
+            hops.append(Hop("connect", "connected", where))
+            try:
+                return await _transaction(client, envelope, target.host, where, hops, tls_context)
+            finally:
+                if client.is_connected:
+                    client.close()
+    return Attempt(deferred=envelope.recipients, reply=last_failure, hops=tuple(hops))
+
+
+async def _transaction(
+    client: aiosmtplib.SMTP,
+    envelope: Envelope,
+    host: str,
+    where: dict[str, Any],
+    hops: list[Hop],
+    tls_context: ssl.SSLContext | None,
+) -> Attempt:
+    try:
+        await client.ehlo()
+        tls = False
+        if tls_context is not None and client.supports_extension("starttls"):
+            await client.starttls(tls_context=tls_context, server_hostname=host)
+            tls = True
+        needs_utf8 = not all(a.isascii() for a in (envelope.sender, *envelope.recipients))
+        if needs_utf8 and not client.supports_extension("smtputf8"):
+            reply = f"553 5.6.7 {host} does not offer SMTPUTF8, needed for these addresses"
+            hops.append(Hop("smtp", "bounced", {**where, "reply": reply}))
+            return Attempt(
+                bounced=tuple((r, reply) for r in envelope.recipients),
+                reply=reply,
+                remote=host,
+                hops=tuple(hops),
+            )
+        options = _mail_options(client, envelope, needs_utf8)
+        encoding = "utf-8" if needs_utf8 else "ascii"
+        await client.mail(envelope.sender, options=options, encoding=encoding)
+        accepted: list[str] = []
+        deferred: list[str] = []
+        bounced: list[tuple[str, str]] = []
+        for rcpt in envelope.recipients:
+            try:
+                await client.rcpt(rcpt, encoding=encoding)
+                accepted.append(rcpt)
+            except aiosmtplib.SMTPResponseException as exc:
+                reply = _reply(exc)
+                (deferred.append(rcpt) if exc.code < 500 else bounced.append((rcpt, reply)))
+                hops.append(
+                    Hop("smtp", "rcpt refused", {**where, "recipient": rcpt, "reply": reply})
+                )
+        if not accepted:
+            await _quit(client)
+            decided = bounced[0][1] if bounced else "451 4.0.0 every recipient was deferred"
+            return Attempt(
+                deferred=tuple(deferred),
+                bounced=tuple(bounced),
+                reply=decided,
+                remote=host,
+                hops=tuple(hops),
+            )
+        response = await client.data(envelope.raw)
+        reply = f"{response.code} {response.message}"
+        hops.append(
+            Hop("smtp", "delivered", {**where, "recipients": accepted, "reply": reply, "tls": tls})
+        )
+        await _quit(client)
+        return Attempt(
+            delivered=tuple(accepted),
+            deferred=tuple(deferred),
+            bounced=tuple(bounced),
+            reply=reply,
+            remote=host,
+            hops=tuple(hops),
+        )
+    except aiosmtplib.SMTPResponseException as exc:
+        reply = _reply(exc)
+        outcome = "deferred" if exc.code < 500 else "bounced"
+        hops.append(Hop("smtp", outcome, {**where, "reply": reply}))
+        if exc.code < 500:
+            return Attempt(deferred=envelope.recipients, reply=reply, remote=host, hops=tuple(hops))
+        return Attempt(
+            bounced=tuple((r, reply) for r in envelope.recipients),
+            reply=reply,
+            remote=host,
+            hops=tuple(hops),
+        )
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        # Dropped mid-transaction: RFC 5321 §4.1.1.4/§6.1, nothing was accepted, retry later.
+        reply = f"451 4.4.2 {host}: connection lost ({_why(exc)})"
+        hops.append(Hop("smtp", "deferred", {**where, "reply": reply}))
+        return Attempt(deferred=envelope.recipients, reply=reply, remote=host, hops=tuple(hops))
+
+
+def _mail_options(client: aiosmtplib.SMTP, envelope: Envelope, needs_utf8: bool) -> list[str]:
+    options = []
+    if client.supports_extension("size"):
+        options.append(f"SIZE={len(envelope.raw)}")
+    if client.supports_extension("8bitmime") and not envelope.raw.isascii():
+        options.append("BODY=8BITMIME")
+    if needs_utf8:
+        options.append("SMTPUTF8")
+    return options
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await client.quit()
+
+
+def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
+    return f"{exc.code} {exc.message}".strip()
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    if isinstance(exc, aiosmtplib.SMTPConnectTimeoutError | TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]

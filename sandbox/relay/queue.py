@@ -1,0 +1,318 @@
+"""The relay: workers that take due deliveries from the persistent queue and deliver them.
+
+Theory of operation: the queue lives in SQLite (table ``deliveries``), written in the same
+transaction as the message, so a 250 from the submission server means the delivery is
+queued for good. One scheduler task picks due deliveries, at most ``concurrency`` at a
+time, and each attempt ends with one write: the new state, the hops it made, and when to
+try again. A new delivery wakes the scheduler at once; otherwise it sleeps until the next
+one is due, looking at the store at least every ``POLL_SECONDS`` so that a
+``mail-sandbox queue --retry-now`` from another process is seen. Deliveries still in the
+queue when the process stops simply resume on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+
+import dns.asyncresolver
+
+from sandbox.config import Config
+from sandbox.events import DeliveriesQueued, DeliveryAttempted, Event, EventBus
+from sandbox.ingest import ingest
+from sandbox.mime import summarize
+from sandbox.relay.client import Attempt, Envelope, deliver
+from sandbox.relay.dsn import build_dsn
+from sandbox.relay.routing import NoRoute, find_route
+from sandbox.smtp.received import local_received_header
+from sandbox.store import (
+    BOUNCED,
+    DEFERRED,
+    DELIVERED,
+    INBOX,
+    Copy,
+    Delivery,
+    Hop,
+    NewDelivery,
+    NewMessage,
+    SqliteStore,
+    domain_of,
+)
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+STOP_GRACE_SECONDS = 2.0
+
+
+class Relay:
+    def __init__(
+        self,
+        config: Config,
+        store: SqliteStore,
+        bus: EventBus,
+        resolver: Callable[[], dns.asyncresolver.Resolver],
+        mx_addresses: dict[str, str],
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.bus = bus
+        self._resolver = resolver
+        self._mx_addresses = mx_addresses  # domain → where its MX server really listens
+        self._tls = tls_context
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        bus.listen(self._on_event)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._schedule())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._inflight:  # let attempts under way finish, so their outcome is recorded
+            await asyncio.wait(list(self._inflight.values()), timeout=STOP_GRACE_SECONDS)
+        for task in list(self._inflight.values()):
+            task.cancel()
+        self._inflight.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, DeliveriesQueued):
+            self._wake.set()
+
+    # --- scheduling -------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._start_due()
+                timeout = await self._sleep_for()
+            except Exception:  # the store is busy or closing; look again shortly
+                log.exception("relay: could not read the queue")
+                timeout = POLL_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _start_due(self) -> None:
+        free = self.config.relay.concurrency - len(self._inflight)
+        if free <= 0:
+            return
+        for delivery in await self.store.due_deliveries(time.time(), free, self._inflight):
+            task = asyncio.get_running_loop().create_task(self._attempt(delivery))
+            self._inflight[delivery.id] = task
+
+    async def _sleep_for(self) -> float:
+        due = await self.store.next_attempt_at()
+        if due is None:
+            return POLL_SECONDS
+        return min(POLL_SECONDS, max(0.0, due - time.time()))
+
+    # --- one attempt ------------------------------------------------------------------
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        try:
+            await self._attempt_once(delivery)
+        except Exception as exc:  # never lose the delivery: record the failure and retry
+            log.exception("relay: delivery %s failed unexpectedly", delivery.id)
+            with contextlib.suppress(Exception):
+                await self._finish(
+                    delivery,
+                    Attempt(deferred=delivery.recipients, reply=f"451 4.3.0 relay error: {exc}"),
+                    [],
+                )
+        finally:
+            self._inflight.pop(delivery.id, None)
+            self._wake.set()
+
+    async def _attempt_once(self, delivery: Delivery) -> None:
+        raw = await self.store.raw(delivery.message_id)
+        if raw is None:  # cleared while queued: nothing left to deliver
+            return
+        received = summarize(raw).received_count
+        if received > self.config.relay.max_received:
+            reply = f"554 5.4.6 mail loop: the message has {received} Received: headers"
+            hop = Hop("relay", "loop", {"domain": delivery.domain, "reply": reply})
+            attempt = Attempt(bounced=tuple((r, reply) for r in delivery.recipients), reply=reply)
+            await self._finish(delivery, attempt, [hop], raw=raw)
+            return
+        route = await find_route(self._resolver(), delivery.domain, self.config.mx.port)
+        if isinstance(route, NoRoute):
+            if route.permanent:
+                attempt = Attempt(
+                    bounced=tuple((r, route.reply) for r in delivery.recipients), reply=route.reply
+                )
+            else:
+                attempt = Attempt(deferred=delivery.recipients, reply=route.reply)
+            await self._finish(delivery, attempt, list(route.hops), raw=raw)
+            return
+        envelope = Envelope(
+            sender=delivery.envelope_from,
+            recipients=delivery.recipients,
+            raw=raw,
+            helo=self._helo(delivery.envelope_from),
+            source_address=self._source_address(delivery.envelope_from),
+        )
+        attempt = await deliver(envelope, route, delivery.domain, self._tls)
+        await self._finish(delivery, attempt, list(route.hops), raw=raw)
+
+    async def _finish(
+        self, delivery: Delivery, attempt: Attempt, hops: list[Hop], raw: bytes | None = None
+    ) -> None:
+        now = time.time()
+        number = delivery.attempts + 1
+        schedule = self.config.relay.retry_schedule
+        deferred = attempt.deferred
+        bounced = list(attempt.bounced)
+        if deferred and number > len(schedule):
+            reason = f"{attempt.reply} (gave up after {number} attempts)"
+            bounced += [(rcpt, reason) for rcpt in deferred]
+            deferred = ()
+        if deferred:
+            state, next_at = DEFERRED, now + schedule[number - 1]
+        else:
+            state, next_at = (DELIVERED if attempt.delivered else BOUNCED), now
+        summary: dict[str, object] = {
+            "domain": delivery.domain,
+            "attempt": number,
+            "reply": attempt.reply,
+        }
+        if deferred:
+            summary["retry_in_seconds"] = round(next_at - now, 3)
+        all_hops = [*hops, *attempt.hops, Hop("relay", state, summary)]
+        await self.store.finish_attempt(
+            delivery,
+            state=state,
+            recipients=deferred,
+            next_attempt_at=next_at,
+            last_reply=attempt.reply,
+            hops=all_hops,
+        )
+        self.bus.publish(
+            DeliveryAttempted(
+                delivery_id=delivery.id,
+                message_id=delivery.message_id,
+                domain=delivery.domain,
+                state=state,
+                attempt=number,
+                reply=attempt.reply,
+            )
+        )
+        if bounced:
+            await self._bounce(delivery, bounced, attempt.remote, raw)
+
+    # --- bounces ----------------------------------------------------------------------
+
+    async def _bounce(
+        self,
+        delivery: Delivery,
+        failures: list[tuple[str, str]],
+        remote: str | None,
+        raw: bytes | None,
+    ) -> None:
+        sender = delivery.envelope_from
+        if not sender:
+            # RFC 5321 §4.5.5 and RFC 3464: a bounce is never bounced (no mail loops).
+            await self.store.add_hops(
+                delivery.message_id,
+                [
+                    Hop(
+                        "bounce",
+                        "not sent",
+                        {
+                            "domain": delivery.domain,
+                            "reason": "the failed message was itself a bounce",
+                        },
+                    )
+                ],
+            )
+            return
+        reporting = self.config.smtp.hostname
+        queue_id = secrets.token_hex(6)
+        dsn = build_dsn(
+            original=raw or b"",
+            sender=sender,
+            reporting_mta=reporting,
+            failures=failures,
+            remote_mta=remote,
+            arrival=delivery.created_at,
+        )
+        raw_dsn = local_received_header(by=reporting, queue_id=queue_id, recipients=[sender]) + dsn
+        sender_domain = domain_of(sender)
+        fake = self.config.is_fake_domain(sender_domain)
+        hops = [
+            Hop(
+                "bounce",
+                "generated",
+                {
+                    "failed": [r for r, _ in failures],
+                    "queue_id": queue_id,
+                    "about": delivery.message_id,
+                },
+            )
+        ]
+        if fake:
+            hops.append(Hop("queued", "queued", {"domain": sender_domain, "recipients": [sender]}))
+        else:
+            hops.append(
+                Hop(
+                    "stored",
+                    "held",
+                    {
+                        "mailbox": sender,
+                        "folder": INBOX,
+                        "reason": f"{sender_domain} is not a sandbox domain",
+                    },
+                )
+            )
+        await ingest(
+            self.store,
+            self.bus,
+            NewMessage(
+                raw=raw_dsn,
+                envelope_from="",
+                envelope_to=(sender,),
+                source="relay",
+                copies=() if fake else (Copy(sender, INBOX, held=True),),
+                hops=tuple(hops),
+                queue_id=queue_id,
+                deliveries=(NewDelivery(sender_domain, (sender,)),) if fake else (),
+            ),
+        )
+        await self.store.add_hops(
+            delivery.message_id,
+            [
+                Hop(
+                    "bounce",
+                    "sent",
+                    {"domain": delivery.domain, "to": sender, "queue_id": queue_id},
+                )
+            ],
+        )
+
+    # --- who we are on the wire -------------------------------------------------------
+
+    def _helo(self, sender: str) -> str:
+        """The sending domain's outbound host name, as a real MTA would EHLO."""
+        domain = domain_of(sender) if sender else ""
+        if self.config.is_fake_domain(domain):
+            return f"mx.{domain}"
+        return self.config.smtp.hostname
+
+    def _source_address(self, sender: str) -> str | None:
+        """Connect from the sending domain's own address, so PTR names it in Received:."""
+        domain = domain_of(sender) if sender else ""
+        return self._mx_addresses.get(domain)
