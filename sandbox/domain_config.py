@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NoReturn
 
-DNS_FAULT_MODES = ("servfail", "timeout", "nxdomain")
+from sandbox.chaos import DNS_FAULT_MODES, MX_MODES, ChaosError, DnsFaultSetting, MxFault
+
 RECORD_TYPES = ("A", "AAAA", "MX", "TXT", "CNAME", "SRV", "PTR", "NS")
 _HOST_RE = re.compile(
     r"^(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\.?$"
@@ -43,12 +44,6 @@ class DnsRecord:
 
 
 @dataclass(frozen=True)
-class DnsFaultSetting:
-    mode: str | None = None  # servfail, timeout or nxdomain
-    delay_ms: int = 0
-
-
-@dataclass(frozen=True)
 class DomainConfig:
     """One fake domain: its MX server listens on ``mx_address``."""
 
@@ -59,6 +54,7 @@ class DomainConfig:
     aaaa: tuple[str, ...] = ()
     records: tuple[DnsRecord, ...] = ()
     dns_fault: DnsFaultSetting = field(default_factory=DnsFaultSetting)
+    chaos: MxFault | None = None  # how its MX server misbehaves from the start
 
     @property
     def mx_host(self) -> str:
@@ -66,7 +62,7 @@ class DomainConfig:
         return f"mx.{self.name}"
 
 
-_DOMAIN_KEYS = {"mx_address", "mx", "null_mx", "aaaa", "records", "dns_fault"}
+_DOMAIN_KEYS = {"mx_address", "mx", "null_mx", "aaaa", "records", "dns_fault", "chaos"}
 
 
 def parse_domain(
@@ -97,7 +93,8 @@ def parse_domain(
         for i, item in enumerate(_list(settings.get("records", []), f"{key}.records", fail))
     )
     fault = _fault(settings.get("dns_fault", {}), f"{key}.dns_fault", fail)
-    return DomainConfig(name, address, mx, null_mx, aaaa, records, fault)
+    chaos = _chaos(settings["chaos"], f"{key}.chaos", fail) if "chaos" in settings else None
+    return DomainConfig(name, address, mx, null_mx, aaaa, records, fault, chaos)
 
 
 def domain_toml(domain: DomainConfig, render: Callable[[Any], str]) -> list[str]:
@@ -118,6 +115,9 @@ def domain_toml(domain: DomainConfig, render: Callable[[Any], str]) -> list[str]
             {"name": r.name, "type": r.type, "value": r.value, "ttl": r.ttl} for r in domain.records
         ]
         lines.append(f"records = {render(items)}")
+    if domain.chaos is not None:
+        chaos = {k: v for k, v in asdict(domain.chaos).items() if v is not None}
+        lines.append(f"chaos = {render(chaos)}")
     if domain.dns_fault.mode or domain.dns_fault.delay_ms:
         fault: dict[str, Any] = {"delay_ms": domain.dns_fault.delay_ms}
         if domain.dns_fault.mode:
@@ -201,3 +201,14 @@ def _fault(item: Any, key: str, fail: Fail) -> DnsFaultSetting:
     return DnsFaultSetting(
         mode, _int(table.get("delay_ms", 0), f"{key}.delay_ms", fail, 0, 600_000)
     )
+
+
+def _chaos(item: Any, key: str, fail: Fail) -> MxFault:
+    allowed = {f.name for f in fields(MxFault)}
+    table = _table(item, key, fail, allowed)
+    if "mode" not in table:
+        fail(f"{key}.mode", f"missing: one of {', '.join(MX_MODES)}")
+    try:
+        return MxFault(**table)
+    except (ChaosError, TypeError) as exc:
+        fail(key, str(exc))

@@ -21,6 +21,7 @@ import dns.exception
 from fake_dns import DnsFault, DnsServer, DomainSpec, MxHost, QueryLog, build_zones
 from fake_dns.resolver import make_resolver
 from fake_dns.zone import ExtraRecord
+from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
 from sandbox.events import DnsQueried, Event, EventBus
@@ -32,6 +33,7 @@ from sandbox.store import SqliteStore
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+CHAOS_POLL_SECONDS = 0.5
 # Linux has the whole 127.0.0.0/8 on loopback; macOS and some containers only 127.0.0.1.
 _ADDRESS_MISSING = {errno.EADDRNOTAVAIL}
 
@@ -71,6 +73,8 @@ class Runtime:
         self._servers: list[asyncio.Server] = []
         self._dns: DnsServer | None = None
         self._relay: Relay | None = None
+        self.chaos = ChaosBoard()
+        self._chaos_task: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
 
     @property
@@ -93,7 +97,13 @@ class Runtime:
             mx: dict[str, Address] = {}
             for index, domain in enumerate(config.domains):
                 handler = MxHandler(
-                    config, self.store, self.bus, domain.mx_host, domain.name, self.reverse_lookup
+                    config,
+                    self.store,
+                    self.bus,
+                    domain.mx_host,
+                    domain.name,
+                    self.reverse_lookup,
+                    self.chaos,
                 )
                 mx[domain.name] = await self._listen_mx(handler, domain.mx_address, index)
             dns_addr = await self._start_dns(mx)
@@ -105,6 +115,7 @@ class Runtime:
                 {domain: address for domain, (address, _) in mx.items()},
             )
             await self._relay.start()
+            await self._load_chaos()
         except BaseException:
             await self.stop()
             raise
@@ -155,6 +166,52 @@ class Runtime:
                 _listen_problem(self.config.host, self.config.dns.port, exc, "--dns-port")
             ) from exc
 
+    # --- chaos ------------------------------------------------------------------------
+
+    async def set_chaos(self, domain: str, chaos: DomainChaos) -> None:
+        """Switch a domain's faults now (and for other processes, through the store)."""
+        if not self.config.is_fake_domain(domain):
+            raise ValueError(f"{domain} is not one of this sandbox's domains")
+        await self.store.set_chaos(domain, chaos.to_json() if chaos.active else None)
+        self._apply_chaos(domain, chaos)
+
+    async def _load_chaos(self) -> None:
+        """Start from the configuration's faults, then follow `mail-sandbox chaos`."""
+        for domain in self.config.domains:
+            dns = domain.dns_fault if (domain.dns_fault.mode or domain.dns_fault.delay_ms) else None
+            await self.set_chaos(domain.name, DomainChaos(domain.chaos, dns))
+        self._chaos_task = asyncio.get_running_loop().create_task(self._follow_chaos())
+
+    async def _follow_chaos(self) -> None:
+        known = await self.store.chaos()
+        while True:
+            await asyncio.sleep(CHAOS_POLL_SECONDS)
+            try:
+                current = await self.store.chaos()
+            except Exception:  # store busy; look again next time
+                log.exception("could not read chaos settings")
+                continue
+            for domain in set(known) | set(current):
+                if known.get(domain) != current.get(domain) and self.config.is_fake_domain(domain):
+                    chaos = (
+                        DomainChaos.from_json(current[domain])
+                        if domain in current
+                        else DomainChaos()
+                    )
+                    self._apply_chaos(domain, chaos)
+            known = current
+
+    def _apply_chaos(self, domain: str, chaos: DomainChaos) -> None:
+        self.chaos.set(domain, chaos)
+        if self._dns is not None:
+            if chaos.dns is None:
+                self._dns.clear_fault(domain)
+            else:
+                self._dns.set_fault(
+                    domain,
+                    DnsFault(chaos.dns.mode, chaos.dns.delay_ms),  # type: ignore[arg-type]
+                )
+
     def _dns_queried(self, log: QueryLog) -> None:
         self.bus.publish(
             DnsQueried(
@@ -172,6 +229,11 @@ class Runtime:
     async def stop(self) -> None:
         for server in self._servers:  # no new mail while the rest winds down
             server.close()
+        if self._chaos_task is not None:
+            self._chaos_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._chaos_task
+            self._chaos_task = None
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None

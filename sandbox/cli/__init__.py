@@ -12,6 +12,7 @@ from sandbox.cli.dns_cmd import dns_command
 from sandbox.cli.errors import USAGE, CliExit
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.read import clear, messages, show, wait
+from sandbox.cli.relay_cmds import chaos, queue
 from sandbox.cli.send import send
 from sandbox.cli.serve import run_serve, serve
 from sandbox.config import ConfigError
@@ -36,7 +37,18 @@ def cli(ctx: click.Context, /, **kwargs: Any) -> None:
         run_serve(build_config(ctx, {}))
 
 
-for command in (serve, messages, show, wait, send, clear, dns_command, config_command):
+for command in (
+    serve,
+    messages,
+    show,
+    wait,
+    send,
+    clear,
+    queue,
+    chaos,
+    dns_command,
+    config_command,
+):
     cli.add_command(command)
 
 

@@ -61,6 +61,17 @@ async def deliver(
             )
             try:
                 await client.connect(timeout=CONNECT_TIMEOUT)
+            except aiosmtplib.SMTPConnectResponseError as exc:
+                # A 5xx greeting refuses the session for good (RFC 5321 §3.1); 4xx: next host.
+                reply = _reply(exc)
+                hops.append(Hop("connect", "refused", {**where, "reply": reply}))
+                if exc.code >= 500:
+                    bounced = tuple((r, reply) for r in envelope.recipients)
+                    return Attempt(
+                        bounced=bounced, reply=reply, remote=target.host, hops=tuple(hops)
+                    )
+                last_failure = reply
+                continue
             except (aiosmtplib.SMTPException, OSError) as exc:
                 last_failure = f"451 4.4.1 {target.host} [{address}]:{target.port}: {_why(exc)}"
                 hops.append(Hop("connect", "failed", {**where, "error": _why(exc)}))
@@ -104,19 +115,23 @@ async def _transaction(
         accepted: list[str] = []
         deferred: list[str] = []
         bounced: list[tuple[str, str]] = []
+        deferred_reply = ""
         for rcpt in envelope.recipients:
             try:
                 await client.rcpt(rcpt, encoding=encoding)
                 accepted.append(rcpt)
             except aiosmtplib.SMTPResponseException as exc:
                 reply = _reply(exc)
-                (deferred.append(rcpt) if exc.code < 500 else bounced.append((rcpt, reply)))
-                hops.append(
-                    Hop("smtp", "rcpt refused", {**where, "recipient": rcpt, "reply": reply})
-                )
+                if exc.code < 500:
+                    deferred.append(rcpt)
+                    deferred_reply = deferred_reply or reply
+                else:
+                    bounced.append((rcpt, reply))
+                detail = {**where, "recipient": rcpt, "reply": reply}
+                hops.append(Hop("smtp", "rcpt refused", detail))
         if not accepted:
             await _quit(client)
-            decided = bounced[0][1] if bounced else "451 4.0.0 every recipient was deferred"
+            decided = bounced[0][1] if bounced else deferred_reply
             return Attempt(
                 deferred=tuple(deferred),
                 bounced=tuple(bounced),
@@ -178,6 +193,9 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
 
 
 def _why(exc: BaseException) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and not isinstance(exc, ConnectionRefusedError):
+        exc = cause  # aiosmtplib wraps the socket error; the socket error says more
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (nothing listens there)"
     if isinstance(exc, aiosmtplib.SMTPConnectTimeoutError | TimeoutError):

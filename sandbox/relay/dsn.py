@@ -52,8 +52,7 @@ def build_dsn(
         per_recipient.append("\r\n".join(fields))
     status = "\r\n\r\n".join(
         [
-            f"Reporting-MTA: dns; {reporting_mta}\r\n"
-            f"Arrival-Date: {rfc5322_date(arrival)}",
+            f"Reporting-MTA: dns; {reporting_mta}\r\nArrival-Date: {rfc5322_date(arrival)}",
             *per_recipient,
         ]
     )

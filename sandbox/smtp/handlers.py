@@ -7,6 +7,7 @@ like a real MX that is not an open relay.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from sandbox.chaos import ChaosBoard
 from sandbox.config import Config
 from sandbox.events import EventBus
 from sandbox.ingest import ingest
@@ -251,7 +253,11 @@ class SubmissionHandler(BaseHandler):
 
 
 class MxHandler(BaseHandler):
-    """The inbound server of one fake domain; refuses to relay for any other."""
+    """The inbound server of one fake domain; refuses to relay for any other.
+
+    It also misbehaves on purpose when the domain's chaos setting says so: rejects,
+    temp-fails, greylists, slows down, hangs up or rate-limits, like real servers do.
+    """
 
     server_name = "mx"
 
@@ -263,10 +269,101 @@ class MxHandler(BaseHandler):
         hostname: str,
         domain: str,
         reverse_lookup: ReverseLookup = no_reverse_lookup,
+        chaos: ChaosBoard | None = None,
     ) -> None:
         super().__init__(config, store, bus, hostname, reverse_lookup)
         self.domain = domain
         self.server_name = f"mx:{domain}"
+        self.chaos = chaos or ChaosBoard()
+
+    # --- chaos at each stage ------------------------------------------------------
+
+    async def _fault(self, server: SMTP, stage: str) -> str | None:
+        """The reply a fault gives at this stage, "" to hang up, None to carry on."""
+        fault = self.chaos.mx(self.domain)
+        if fault is None:
+            return None
+        if fault.mode == "delay" and fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+            return None
+        if fault.stage != stage or not self.chaos.strikes(fault):
+            return None
+        if fault.mode in ("reject", "tempfail"):
+            code = fault.reply_code()
+            enhanced = "5.7.1" if code >= 500 else "4.7.1"
+            text = fault.message or f"{self.domain} is set to {fault.mode} (mail-sandbox chaos)"
+            return f"{code} {enhanced} {text}"
+        if fault.mode == "disconnect":
+            if isinstance(server.transport, asyncio.WriteTransport):
+                server.transport.abort()  # a hang-up, not a polite close
+            return ""
+        return None
+
+    def greeting_fault(self, server: SMTP) -> str | None:
+        """Faults at the connect stage replace the greeting (no await: it is sync)."""
+        fault = self.chaos.mx(self.domain)
+        if fault is None or fault.stage != "connect" or not self.chaos.strikes(fault):
+            return None
+        if fault.mode in ("reject", "tempfail"):
+            # RFC 5321 §3.1: a 554 greeting refuses the session; 421 means try later.
+            code = 554 if fault.mode == "reject" else 421
+            text = fault.message or f"{self.domain} is set to {fault.mode} (mail-sandbox chaos)"
+            return f"{code} {self.hostname} {text}"
+        if fault.mode == "disconnect":
+            return ""
+        return None
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        reply = await self._fault(server, "ehlo")
+        if reply is not None:
+            return [reply] if reply else []
+        return await super().handle_EHLO(server, session, envelope, hostname, responses)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = await self._fault(server, "mail")
+        if reply is not None:
+            return reply
+        fault = self.chaos.mx(self.domain)
+        if fault and fault.mode == "ratelimit" and self.chaos.over_rate(self.domain, fault):
+            return (
+                f"421 4.7.0 {self.hostname}: rate limit of {fault.per_minute} messages a minute"
+                " reached; try again later"
+            )
+        return await super().handle_MAIL(server, session, envelope, address, options)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = await self._fault(server, "rcpt")
+        if reply is not None:
+            return reply
+        fault = self.chaos.mx(self.domain)
+        if fault and fault.mode == "greylist" and self.chaos.strikes(fault):
+            client = _peer_ip(session.peer)
+            wait = self.chaos.greylisted(
+                self.domain, envelope.mail_from or "", address, client, fault
+            )
+            if wait:
+                # The way real greylisting answers (postgrey): 4.7.1 and when to come back.
+                return f"451 4.7.1 Greylisted: please try again in {wait:.1f} seconds"
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await self._fault(server, "data")
+        if reply is not None:
+            return reply
+        result = await super().handle_DATA(server, session, envelope)
+        self.chaos.accepted(self.domain)
+        return result
 
     def refuse_recipient(self, address: str) -> str | None:
         if domain_of(address) != self.domain:

@@ -95,6 +95,11 @@ class SandboxSMTP(SMTP):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         if not self._greeted:
             self._greeted = True  # RFC 2034 §3: the greeting carries no enhanced code
+            override = getattr(self.event_handler, "greeting_fault", None)
+            fault = override(self) if override is not None else None
+            if fault is not None:
+                await self._refuse_session(fault)
+                return
         elif not self._ehlo_reply:
             text = self._rewrite(text)
         if self._awaiting_data_reply and not text.startswith("354"):
@@ -105,6 +110,16 @@ class SandboxSMTP(SMTP):
             self._awaiting_data_reply = True
         self.transcript.server(text)
         await super().push(text)
+        if text.startswith("421") and self.transport is not None:
+            self.transport.close()  # RFC 5321 §3.8: 421 means the server closes the channel
+
+    async def _refuse_session(self, reply: str) -> None:
+        """Answer the connection with a refusal instead of a greeting, then hang up."""
+        if reply:
+            self.transcript.server(reply)
+            await super().push(reply)
+        if self.transport is not None:
+            self.transport.close()
 
     def _rewrite(self, text: str) -> str:
         if text.startswith("552") and ("Too much mail data" in text or "exceeds fixed" in text):
