@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import socket
 import threading
@@ -10,6 +11,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandbox.config import Account
 from tests import statuscodes as S
@@ -367,3 +370,31 @@ def test_restart_on_the_same_data_file_keeps_everything(config, tmp_path: Path) 
         client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: after restart\r\n\r\nx\r\n")
         last = sandbox.wait_for(6, to="b@beta.test")[-1]
         assert last.subject == "after restart" and last.uid == 6
+
+
+_atext = st.text("abcXYZ019!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_atext, min_size=1, max_size=3),
+    st.sampled_from(["beta.test", "x-y.example", "a.b.c", "[127.0.0.1]", "b..c", "-bad.test"]),
+    st.sampled_from(["", " SIZE=100", "  BODY=8BITMIME SMTPUTF8", "junk"]),
+    st.sampled_from(["<{}>", " <{}>", "{}", "<{}", '<"q r"{}>']),
+)
+def test_fast_address_parser_agrees_with_aiosmtpd(locals_, domain, params, shape) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from sandbox.events import EventBus
+    from sandbox.smtp.protocol import SandboxSMTP
+
+    class Handler:
+        pass
+
+    loop = asyncio.new_event_loop()
+    try:
+        server = SandboxSMTP(Handler(), bus=EventBus(), server_name="t", loop=loop)
+        arg = shape.format(".".join(locals_) + "@" + domain) + params
+        assert server._getaddr(arg) == SMTP._getaddr(server, arg)
+    finally:
+        loop.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from sandbox.store import Hop
 
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
+IDLE_SECONDS = 5.0  # how long an idle connection is kept for reuse
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,68 @@ class Envelope:
     source_address: str | None
 
 
+Key = tuple[str, int, str | None, str]  # address, port, source address, EHLO name
+
+
+@dataclass
+class _Idle:
+    client: aiosmtplib.SMTP
+    tls: bool
+    since: float
+
+
+class ConnectionCache:
+    """Idle connections kept for the next delivery to the same server, as postfix's
+    connection cache does: a burst to one domain then costs one TCP and EHLO, not one each.
+    """
+
+    def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
+        self._idle: dict[Key, list[_Idle]] = {}
+        self._idle_seconds = idle_seconds
+
+    def take(self, key: Key) -> _Idle | None:
+        entries = self._idle.get(key, [])
+        while entries:
+            entry = entries.pop()
+            if entry.client.is_connected and time.monotonic() - entry.since < self._idle_seconds:
+                return entry
+            entry.client.close()
+        return None
+
+    def give(self, key: Key, client: aiosmtplib.SMTP, tls: bool) -> None:
+        self._idle.setdefault(key, []).append(_Idle(client, tls, time.monotonic()))
+
+    def close_all(self) -> None:
+        """Forget every connection (chaos changed, or the relay stops)."""
+        for entries in self._idle.values():
+            for entry in entries:
+                entry.client.close()
+        self._idle.clear()
+
+
 async def deliver(
-    envelope: Envelope, route: Route, domain: str, tls_context: ssl.SSLContext | None = None
+    envelope: Envelope,
+    route: Route,
+    domain: str,
+    tls_context: ssl.SSLContext | None = None,
+    cache: ConnectionCache | None = None,
 ) -> Attempt:
     hops: list[Hop] = []
     last_failure = "451 4.4.1 no MX host answered"
     for target in route.targets:
         for address in target.addresses:
             where = {"domain": domain, "host": target.host, "address": address, "port": target.port}
+            key: Key = (address, target.port, envelope.source_address, envelope.helo)
+            idle = cache.take(key) if cache is not None else None
+            if idle is not None:
+                hops.append(Hop("connect", "reused", where))
+                attempt = await _transaction(
+                    idle.client, envelope, target.host, where, hops, tls_context, idle.tls
+                )
+                if attempt is not None:
+                    _release(cache, key, idle.client, attempt, idle.tls)
+                    return attempt
+                idle.client.close()  # it had gone stale: open a fresh one below
             client = aiosmtplib.SMTP(
                 hostname=address,
                 port=target.port,
@@ -77,12 +133,41 @@ async def deliver(
                 hops.append(Hop("connect", "failed", {**where, "error": _why(exc)}))
                 continue
             hops.append(Hop("connect", "connected", where))
+            tls = False
             try:
-                return await _transaction(client, envelope, target.host, where, hops, tls_context)
-            finally:
-                if client.is_connected:
-                    client.close()
+                await client.ehlo()
+                if tls_context is not None and client.supports_extension("starttls"):
+                    await client.starttls(tls_context=tls_context, server_hostname=target.host)
+                    tls = True
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                client.close()
+                return _lost(envelope, target.host, where, hops, exc)
+            attempt = await _transaction(
+                client, envelope, target.host, where, hops, tls_context, tls, fresh=True
+            )
+            assert attempt is not None  # a fresh connection is never "stale"
+            _release(cache, key, client, attempt, tls)
+            return attempt
     return Attempt(deferred=envelope.recipients, reply=last_failure, hops=tuple(hops))
+
+
+def _release(
+    cache: ConnectionCache | None, key: Key, client: aiosmtplib.SMTP, attempt: Attempt, tls: bool
+) -> None:
+    """Keep the connection after a clean transaction; otherwise it is closed."""
+    if cache is not None and attempt.delivered and client.is_connected:
+        cache.give(key, client, tls)
+    elif client.is_connected:
+        client.close()
+
+
+def _lost(
+    envelope: Envelope, host: str, where: dict[str, Any], hops: list[Hop], exc: BaseException
+) -> Attempt:
+    # Dropped mid-transaction: RFC 5321 §4.1.1.4/§6.1, nothing was accepted, retry later.
+    reply = f"451 4.4.2 {host}: connection lost ({_why(exc)})"
+    hops.append(Hop("smtp", "deferred", {**where, "reply": reply}))
+    return Attempt(deferred=envelope.recipients, reply=reply, remote=host, hops=tuple(hops))
 
 
 async def _transaction(
@@ -92,17 +177,16 @@ async def _transaction(
     where: dict[str, Any],
     hops: list[Hop],
     tls_context: ssl.SSLContext | None,
-) -> Attempt:
+    tls: bool,
+    fresh: bool = False,
+) -> Attempt | None:
+    """One MAIL…DATA exchange; None when a reused connection turns out to be dead."""
     try:
-        await client.ehlo()
-        tls = False
-        if tls_context is not None and client.supports_extension("starttls"):
-            await client.starttls(tls_context=tls_context, server_hostname=host)
-            tls = True
         needs_utf8 = not all(a.isascii() for a in (envelope.sender, *envelope.recipients))
         if needs_utf8 and not client.supports_extension("smtputf8"):
             reply = f"553 5.6.7 {host} does not offer SMTPUTF8, needed for these addresses"
             hops.append(Hop("smtp", "bounced", {**where, "reply": reply}))
+            await _quit(client)
             return Attempt(
                 bounced=tuple((r, reply) for r in envelope.recipients),
                 reply=reply,
@@ -111,7 +195,13 @@ async def _transaction(
             )
         options = _mail_options(client, envelope, needs_utf8)
         encoding = "utf-8" if needs_utf8 else "ascii"
-        await client.mail(envelope.sender, options=options, encoding=encoding)
+        try:
+            await client.mail(envelope.sender, options=options, encoding=encoding)
+        except aiosmtplib.SMTPServerDisconnected:
+            if not fresh:
+                hops.pop()  # the "reused" hop: that connection was already gone
+                return None
+            raise
         accepted: list[str] = []
         deferred: list[str] = []
         bounced: list[tuple[str, str]] = []
@@ -144,7 +234,6 @@ async def _transaction(
         hops.append(
             Hop("smtp", "delivered", {**where, "recipients": accepted, "reply": reply, "tls": tls})
         )
-        await _quit(client)
         return Attempt(
             delivered=tuple(accepted),
             deferred=tuple(deferred),
@@ -157,6 +246,7 @@ async def _transaction(
         reply = _reply(exc)
         outcome = "deferred" if exc.code < 500 else "bounced"
         hops.append(Hop("smtp", outcome, {**where, "reply": reply}))
+        await _quit(client)
         if exc.code < 500:
             return Attempt(deferred=envelope.recipients, reply=reply, remote=host, hops=tuple(hops))
         return Attempt(
@@ -166,10 +256,8 @@ async def _transaction(
             hops=tuple(hops),
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        # Dropped mid-transaction: RFC 5321 §4.1.1.4/§6.1, nothing was accepted, retry later.
-        reply = f"451 4.4.2 {host}: connection lost ({_why(exc)})"
-        hops.append(Hop("smtp", "deferred", {**where, "reply": reply}))
-        return Attempt(deferred=envelope.recipients, reply=reply, remote=host, hops=tuple(hops))
+        client.close()
+        return _lost(envelope, host, where, hops, exc)
 
 
 def _mail_options(client: aiosmtplib.SMTP, envelope: Envelope, needs_utf8: bool) -> list[str]:

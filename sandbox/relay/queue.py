@@ -26,7 +26,7 @@ from sandbox.config import Config
 from sandbox.events import DeliveriesQueued, DeliveryAttempted, Event, EventBus
 from sandbox.ingest import ingest
 from sandbox.mime import summarize
-from sandbox.relay.client import Attempt, Envelope, deliver
+from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
 from sandbox.relay.dsn import build_dsn
 from sandbox.relay.routing import NoRoute, find_route
 from sandbox.smtp.received import local_received_header
@@ -69,6 +69,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._connections = ConnectionCache()
         bus.listen(self._on_event)
 
     async def start(self) -> None:
@@ -85,6 +86,11 @@ class Relay:
         for task in list(self._inflight.values()):
             task.cancel()
         self._inflight.clear()
+        self._connections.close_all()
+
+    def forget_connections(self) -> None:
+        """Chaos changed a server's behaviour: the next delivery must meet it afresh."""
+        self._connections.close_all()
 
     def wake(self) -> None:
         self._wake.set()
@@ -116,7 +122,10 @@ class Relay:
             self._inflight[delivery.id] = task
 
     async def _sleep_for(self) -> float:
-        due = await self.store.next_attempt_at()
+        """Until the next delivery not already under way is due; an ending attempt wakes us."""
+        if len(self._inflight) >= self.config.relay.concurrency:
+            return POLL_SECONDS
+        due = await self.store.next_attempt_at(exclude=self._inflight)
         if due is None:
             return POLL_SECONDS
         return min(POLL_SECONDS, max(0.0, due - time.time()))
@@ -166,7 +175,7 @@ class Relay:
             helo=self._helo(delivery.envelope_from),
             source_address=self._source_address(delivery.envelope_from),
         )
-        attempt = await deliver(envelope, route, delivery.domain, self._tls)
+        attempt = await deliver(envelope, route, delivery.domain, self._tls, self._connections)
         await self._finish(delivery, attempt, list(route.hops), raw=raw)
 
     async def _finish(

@@ -15,6 +15,8 @@ from typing import Any
 import dns.asyncresolver
 import dns.exception
 import dns.name
+import dns.rdataclass
+import dns.rdatatype
 import dns.resolver
 
 from sandbox.store import Hop
@@ -49,10 +51,12 @@ async def find_route(
     hops: list[Hop] = []
 
     def hop(outcome: str, **detail: Any) -> None:
+        if detail.get("cached") is False:
+            del detail["cached"]
         hops.append(Hop("dns", outcome, {"domain": domain, **detail}))
 
     try:
-        answer = await resolver.resolve(domain, "MX", raise_on_no_answer=False)
+        answer, cached = await _resolve(resolver, domain, "MX")
     except dns.resolver.NXDOMAIN:
         hop("nxdomain", query=f"{domain} MX")
         return NoRoute(True, f"550 5.1.2 {domain}: no such domain (NXDOMAIN)", tuple(hops))
@@ -64,7 +68,7 @@ async def find_route(
 
     records = [(int(r.preference), r.exchange) for r in answer.rrset] if answer.rrset else []
     if len(records) == 1 and records[0][1] == dns.name.root:
-        hop("null mx", query=f"{domain} MX", answer="0 .")
+        hop("null mx", query=f"{domain} MX", answer="0 .", cached=cached)
         return NoRoute(
             True,
             f"556 5.1.10 {domain} accepts no mail: it publishes a null MX (RFC 7505)",
@@ -73,19 +77,26 @@ async def find_route(
     ports = await _srv_ports(resolver, domain)
     if not records:
         # RFC 5321 §5.1: no MX records → the domain itself is the host, preference 0.
-        hop("implicit mx", query=f"{domain} MX", answer="no MX: trying the domain's A record")
+        hop(
+            "implicit mx",
+            query=f"{domain} MX",
+            answer="no MX: trying the domain's A record",
+            cached=cached,
+        )
         hosts = [(0, domain)]
     else:
-        hop("mx", query=f"{domain} MX", answer=", ".join(f"{p} {h}" for p, h in sorted(records)))
+        answer_text = ", ".join(f"{p} {h}" for p, h in sorted(records))
+        hop("mx", query=f"{domain} MX", answer=answer_text, cached=cached)
         hosts = [(pref, name.to_text(omit_final_dot=True)) for pref, name in _order(records)]
 
     targets = []
     for preference, host in hosts:
-        addresses = await _addresses(resolver, host)
+        addresses, cached = await _addresses(resolver, host)
         hop(
             "address" if addresses else "no address",
             query=f"{host} A",
             answer=", ".join(addresses) or "none",
+            cached=cached,
         )
         if addresses:
             port = ports.get(host.lower(), common_port)
@@ -104,18 +115,29 @@ def _order(records: list[tuple[int, dns.name.Name]]) -> list[tuple[int, dns.name
     return sorted(shuffled, key=lambda r: r[0])
 
 
-async def _addresses(resolver: dns.asyncresolver.Resolver, host: str) -> list[str]:
+async def _resolve(
+    resolver: dns.asyncresolver.Resolver, name: str, rdtype: str
+) -> tuple[dns.resolver.Answer, bool]:
+    """An answer, and whether it came from the resolver's cache (shown in the journey)."""
+    cached = False
+    if resolver.cache is not None:
+        key = (dns.name.from_text(name), dns.rdatatype.from_text(rdtype), dns.rdataclass.IN)
+        cached = resolver.cache.get(key) is not None
+    return await resolver.resolve(name, rdtype, raise_on_no_answer=False), cached
+
+
+async def _addresses(resolver: dns.asyncresolver.Resolver, host: str) -> tuple[list[str], bool]:
     try:
-        answer = await resolver.resolve(host, "A", raise_on_no_answer=False)
+        answer, cached = await _resolve(resolver, host, "A")
     except dns.exception.DNSException:
-        return []
-    return [r.address for r in answer.rrset] if answer.rrset else []
+        return [], False
+    return ([r.address for r in answer.rrset] if answer.rrset else []), cached
 
 
 async def _srv_ports(resolver: dns.asyncresolver.Resolver, domain: str) -> dict[str, int]:
     """Ports from ``_smtp._tcp.<domain>`` SRV records, by target host; none is normal."""
     try:
-        answer = await resolver.resolve(f"_smtp._tcp.{domain}", "SRV", raise_on_no_answer=False)
+        answer, _ = await _resolve(resolver, f"_smtp._tcp.{domain}", "SRV")
     except dns.exception.DNSException:
         return {}
     if not answer.rrset:

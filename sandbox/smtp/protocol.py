@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,13 @@ from aiosmtpd.smtp import SMTP
 from sandbox.events import EventBus, SmtpSessionEnded
 from sandbox.smtp.replies import too_big, with_enhanced_code
 
+# RFC 5321 §4.1.2 Path in its everyday form: dot-atom local part, plain domain.
+_SIMPLE_PATH = re.compile(
+    r"\s*<(([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)"
+    r">\s*(.*)$",
+    re.DOTALL,
+)
 TRANSCRIPT_LINES = 200
 TRANSCRIPT_LINE_CHARS = 300
 
@@ -139,6 +147,17 @@ class SandboxSMTP(SMTP):
             await super().smtp_HELO(hostname)
         finally:
             self._ehlo_reply = False
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """``<local@domain> PARAMS`` the quick way; anything unusual goes to aiosmtpd.
+
+        aiosmtpd parses every address with the email package's RFC 5322 parser and
+        defines a class on each call; that was an eighth of the relay's CPU time.
+        """
+        match = _SIMPLE_PATH.match(arg)
+        if match is None or (self.local_part_limit and len(match.group(2)) > self.local_part_limit):
+            return super()._getaddr(arg)
+        return match.group(1), match.group(3)
 
     # --- the connection -----------------------------------------------------------
 

@@ -324,9 +324,11 @@ class SqliteStore:
         )
         return [_delivery(row) for row in rows]
 
-    async def next_attempt_at(self) -> float | None:
+    async def next_attempt_at(self, exclude: Iterable[int] = ()) -> float | None:
         rows = await self._reader.execute_fetchall(
             "SELECT min(next_attempt_at) FROM deliveries WHERE state IN ('queued', 'deferred')"
+            " AND id NOT IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(exclude)),),
         )
         value = next(iter(rows))[0]
         return float(value) if value is not None else None
