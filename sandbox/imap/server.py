@@ -1,0 +1,233 @@
+"""The thin asyncio adapter: sockets in, parser and session in between, bytes out.
+
+Per connection: read, feed the parser, answer literal continuations, drain commands into
+the session until the parser needs data, write. This is the one place where framing
+problems become BAD replies, where the bad-command budget and the idle timeout end a
+connection, and where an unexpected exception becomes ``* BYE`` — the connection closes,
+the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.events import EventBus
+from sandbox.imap.backend import ImapBackend
+from sandbox.imap.parser import (
+    NeedData,
+    ParseError,
+    Parser,
+    RawLine,
+    SendContinuation,
+)
+from sandbox.imap.session import ImapSettings, Session, State
+from sandbox.store import SqliteStore
+
+log = logging.getLogger(__name__)
+_READ_SIZE = 256 * 1024
+
+
+class _Timeout(Exception):
+    pass
+
+
+@dataclass
+class ImapListener:
+    """One listening socket (IMAP with optional STARTTLS, or IMAPS) and its connections."""
+
+    server: asyncio.Server
+    backend: ImapBackend
+    owns_backend: bool
+    connections: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        name = self.server.sockets[0].getsockname()
+        return (str(name[0]), int(name[1]))
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self.server.sockets)
+
+    def close(self) -> None:
+        self.server.close()
+        for task in self.connections:
+            task.cancel()
+        if self.owns_backend:
+            self.backend.close()
+
+    async def wait_closed(self) -> None:
+        if self.connections:
+            await asyncio.wait(self.connections, timeout=2.0)
+        await self.server.wait_closed()
+
+
+async def start_imap_server(
+    backend_or_store: ImapBackend | SqliteStore,
+    bus: EventBus,
+    settings: ImapSettings,
+    *,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None = None,
+    starttls_context: ssl.SSLContext | None = None,
+) -> ImapListener:
+    """Listen on host:port; ``ssl_context`` makes it IMAPS, ``starttls_context`` offers STARTTLS.
+
+    Pass one ``ImapBackend`` to several listeners (IMAP and IMAPS) so that they share
+    caches and \\Recent state; given a store, the listener makes a backend of its own.
+    """
+    owns = not isinstance(backend_or_store, ImapBackend)
+    backend = (
+        backend_or_store
+        if isinstance(backend_or_store, ImapBackend)
+        else ImapBackend(backend_or_store, bus)
+    )
+    handler = _Handler(backend, settings, ssl_context, starttls_context)
+    server = await asyncio.start_server(
+        handler.serve, host, port, ssl=ssl_context, reuse_address=True, limit=_READ_SIZE
+    )
+    listener = ImapListener(server, backend, owns)
+    handler.listener = listener
+    return listener
+
+
+class _Handler:
+    def __init__(
+        self,
+        backend: ImapBackend,
+        settings: ImapSettings,
+        ssl_context: ssl.SSLContext | None,
+        starttls_context: ssl.SSLContext | None,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.ssl_context = ssl_context
+        self.starttls_context = starttls_context if ssl_context is None else None
+        self.listener: ImapListener | None = None
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self.listener is not None and task is not None:
+            self.listener.connections.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Replies are small and interleaved with literals: never wait for Nagle.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        async def send(data: bytes) -> None:
+            writer.write(data)
+            await writer.drain()
+
+        session = Session(
+            self.backend,
+            self.settings,
+            send,
+            tls=self.ssl_context is not None,
+            starttls_available=self.starttls_context is not None,
+        )
+        parser = Parser(
+            max_line=self.settings.max_line_length, max_literal=self.settings.max_literal_size
+        )
+        try:
+            await session.greet()
+            await self._converse(reader, writer, session, parser)
+        except _Timeout:
+            with contextlib.suppress(Exception):
+                await send(b"* BYE Autologout; idle for too long\r\n")
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("IMAP session failed")
+            with contextlib.suppress(Exception):
+                await send(b"* BYE Internal server error; please reconnect\r\n")
+        finally:
+            await session.close()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            if self.listener is not None and task is not None:
+                self.listener.connections.discard(task)
+
+    async def _converse(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        session: Session,
+        parser: Parser,
+    ) -> None:
+        while True:
+            while True:
+                item = parser.next_command()
+                if isinstance(item, NeedData):
+                    # Pipelined commands (mbsync sends hundreds) share one write.
+                    await session.flush()
+                    break
+                if isinstance(item, SendContinuation):
+                    await session.emit(f"+ {item.text}\r\n".encode())
+                    await session.flush()
+                    continue
+                if isinstance(item, ParseError):
+                    # Protocol errors become their tagged reply here, and only here.
+                    session.bad_commands += 1
+                    await session.emit(item.render())
+                elif isinstance(item, RawLine):
+                    await session.raw_line(item.data)
+                else:
+                    await session.execute(item)
+                if session.wants_raw_line or session.starttls_requested:
+                    await session.flush()  # the client waits for "+" or the OK
+                if session.bad_commands >= self.settings.bad_command_limit:
+                    await session.emit(b"* BYE Too many invalid commands\r\n")
+                    await session.flush()
+                    return
+                if session.state is State.LOGOUT:
+                    await session.flush()
+                    return
+                if session.wants_raw_line:
+                    parser.expect_raw_line()
+                if session.starttls_requested and self.starttls_context is not None:
+                    session.starttls_requested = False
+                    # RFC 3501 §6.2.1: anything sent before the handshake is discarded.
+                    parser.clear()
+                    await writer.start_tls(self.starttls_context)
+                    session.tls = True
+            data = await self._read(reader, session)
+            if not data:
+                return
+            parser.receive_data(data)
+
+    async def _read(self, reader: asyncio.StreamReader, session: Session) -> bytes:
+        """Wait for input; while IDLE, also for changes to tell the client at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.idle_timeout
+        read = asyncio.ensure_future(reader.read(_READ_SIZE))
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise _Timeout
+                waiters: set[asyncio.Future[Any]] = {read}
+                wake: asyncio.Future[Any] | None = None
+                if session.idling is not None:
+                    wake = asyncio.ensure_future(session.wakeup.wait())
+                    waiters.add(wake)
+                done, _ = await asyncio.wait(
+                    waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                if wake is not None and not wake.done():
+                    wake.cancel()
+                if read in done:
+                    return read.result()
+                if wake is not None and wake in done:
+                    await session.sync(expunge_ok=True)  # RFC 2177: updates flow while idle
+                    await session.flush()
+        finally:
+            if not read.done():
+                read.cancel()

@@ -1,0 +1,240 @@
+"""IMAP fetch benchmark: SELECT and a header FETCH over 10,000 messages, and a full mbsync.
+
+The server runs in its own process (``--serve``: fill a data file, start the IMAP
+listener, print one JSON ready line); this process is only the client. Figures are the
+median of ``--runs`` runs. With ``--dovecot`` and a ``dovecot`` binary on PATH the same
+client runs against Dovecot too, for a side-by-side yardstick.
+
+    python tests/bench/imap_fetch.py --messages 10000 --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import imaplib
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# mbsync's own cost is one file per message; on an overlay or ext4 disk its openat() calls
+# take longer than the whole IMAP exchange, so the Maildir goes to tmpfs when there is one.
+MAILDIR_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") else None
+sys.path.insert(0, str(ROOT))
+USER = "larry@beta.test"
+HEADER_FETCH = "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])"
+_WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "invoice",
+    "meeting",
+    "report",
+    "budget",
+    "team",
+]
+
+
+def realistic(i: int, rng: random.Random) -> bytes:
+    """A 2-8 KiB message shaped like real mail: Received chain, multipart/alternative."""
+    body = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(200, 1000)))
+    received = "".join(
+        f"Received: from mx{h}.alpha.test (mx{h}.alpha.test [127.0.0.{h + 10}])\r\n"
+        f"\tby mx.beta.test with ESMTP id {i:08x}{h}; Mon, 1 Jan 2024 10:00:0{h} +0000\r\n"
+        for h in range(3)
+    )
+    return (
+        f"{received}From: Sender {i % 50} <sender{i % 50}@alpha.test>\r\nTo: {USER}\r\n"
+        f"Subject: {rng.choice(_WORDS).title()} {i}\r\n"
+        f"Date: Mon, 1 Jan 2024 10:{i % 60:02d}:00 +0000\r\n"
+        f"Message-ID: <{i}.bench@alpha.test>\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/alternative; boundary="b{i}"\r\n\r\n'
+        f"--b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        f"--b{i}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n--b{i}--\r\n"
+    ).encode()
+
+
+def serve(data: str, messages: int) -> None:
+    from sandbox.config import Config
+    from sandbox.events import EventBus
+    from sandbox.imap import ImapSettings, start_imap_server
+    from sandbox.store import Copy, NewMessage, SqliteStore
+
+    async def main() -> None:
+        store = await SqliteStore.open(data)
+        bus = EventBus()
+        have = await store.count_messages()
+        rng = random.Random(7)
+        batch = []
+        for i in range(have, messages):
+            batch.append(
+                store.ingest(
+                    NewMessage(realistic(i, rng), "s@alpha.test", (USER,), "bench", (Copy(USER),))
+                )
+            )
+            if len(batch) == 500:
+                await asyncio.gather(*batch)
+                batch = []
+        await asyncio.gather(*batch)
+        listener = await start_imap_server(
+            store, bus, ImapSettings.from_config(Config()), host="127.0.0.1", port=0
+        )
+        print(json.dumps({"event": "ready", "imap": list(listener.address)}), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def client(host: str, port: int) -> imaplib.IMAP4:
+    conn = imaplib.IMAP4(host, port, timeout=60)
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.login(USER, "bench")
+    return conn
+
+
+def time_fetch(host: str, port: int) -> tuple[float, float, int]:
+    conn = client(host, port)
+    started = time.perf_counter()
+    typ, data = conn.select("INBOX")
+    selected = time.perf_counter() - started
+    assert typ == "OK", data
+    started = time.perf_counter()
+    typ, fetched = conn.fetch("1:*", HEADER_FETCH)
+    fetch = time.perf_counter() - started
+    assert typ == "OK"
+    conn.logout()
+    return selected, fetch, sum(1 for item in fetched if isinstance(item, tuple))
+
+
+def time_mbsync(host: str, port: int, work: Path) -> float:
+    binary = shutil.which("mbsync")
+    if binary is None:
+        return float("nan")
+    maildir = Path(tempfile.mkdtemp(prefix="imap-bench-", dir=MAILDIR_ROOT))
+    rc = work / "mbsyncrc"
+    rc.write_text(
+        # FSync off: the client's fsync per Maildir file would dwarf the server's time.
+        f"FSync no\n\nIMAPAccount a\nHost {host}\nPort {port}\nUser {USER}\nPass x\nSSLType None\n"
+        f"AuthMechs LOGIN\n\nIMAPStore r\nAccount a\n\nMaildirStore l\nPath {maildir}/\n"
+        f"Inbox {maildir}/INBOX\n\nChannel c\nFar :r:\nNear :l:\nPatterns INBOX\n"
+        f"Create Near\nSyncState *\nSync Pull\n"
+    )
+    started = time.perf_counter()
+    subprocess.run([binary, "-q", "-c", str(rc), "c"], check=True, timeout=600)
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(maildir)
+    return elapsed
+
+
+def measure(name: str, host: str, port: int, runs: int, work: Path) -> None:
+    selects, fetches, syncs = [], [], []
+    count = 0
+    for _ in range(runs):
+        selected, fetched, count = time_fetch(host, port)
+        selects.append(selected)
+        fetches.append(fetched)
+        syncs.append(time_mbsync(host, port, work))
+    print(
+        json.dumps(
+            {
+                "server": name,
+                "messages": count,
+                "select_s": round(statistics.median(selects), 4),
+                "header_fetch_s": round(statistics.median(fetches), 4),
+                "header_fetch_first_s": round(fetches[0], 4),
+                "mbsync_s": round(statistics.median(syncs), 4),
+                "maildir_on": MAILDIR_ROOT or tempfile.gettempdir(),
+                "runs": runs,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--data", help="reuse this data file (filled on first use)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dovecot", action="store_true", help="also measure a local dovecot")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.data, args.messages)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = args.data or str(work / "bench.sqlite3")
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", "--data", data, "--messages", str(args.messages)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert proc.stdout is not None
+            ready = json.loads(proc.stdout.readline())
+            host, port = ready["imap"]
+            measure("mail-sandbox", host, port, args.runs, work)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        if args.dovecot:
+            measure_dovecot(args.messages, args.runs, work)
+
+
+def measure_dovecot(messages: int, runs: int, work: Path) -> None:
+    """A throwaway dovecot on a Maildir of the same messages (only if it is installed)."""
+    binary = shutil.which("dovecot")
+    if binary is None:
+        print(json.dumps({"server": "dovecot", "skipped": "dovecot is not installed"}))
+        return
+    home = work / "dovecot"
+    maildir = home / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    for i in range(messages):
+        (maildir / "cur" / f"{i}.bench:2,").write_bytes(realistic(i, rng))
+    port = _free_port()
+    conf = home / "dovecot.conf"
+    user = os.environ.get("USER", "root")
+    conf.write_text(
+        f"protocols = imap\nlisten = 127.0.0.1\nbase_dir = {home}/run\n"
+        f"state_dir = {home}/state\nlog_path = {home}/log\nssl = no\n"
+        f"service imap-login {{\n inet_listener imap {{\n  port = {port}\n }}\n}}\n"
+        f"mail_location = maildir:{maildir}\ndisable_plaintext_auth = no\n"
+        f"passdb {{\n driver = static\n args = password=x\n}}\n"
+        f"userdb {{\n driver = static\n"
+        f" args = uid={os.getuid()} gid={os.getgid()} home={home}\n}}\n"
+        f"default_internal_user = {user}\ndefault_login_user = {user}\n"
+    )
+    subprocess.run([binary, "-c", str(conf)], check=True)
+    try:
+        time.sleep(1)
+        measure("dovecot", "127.0.0.1", port, runs, work)
+    finally:
+        subprocess.run([binary, "-c", str(conf), "stop"], check=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()
