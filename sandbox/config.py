@@ -62,8 +62,48 @@ class MxConfig:
 
 
 @dataclass(frozen=True)
-class PortConfig:
-    port: int
+class DnsConfig:
+    port: int = 1053
+
+
+@dataclass(frozen=True)
+class SmtpsConfig:
+    """Implicit TLS submission (RFC 8314 §3.3)."""
+
+    port: int = 1465
+
+
+@dataclass(frozen=True)
+class Pop3Config:
+    port: int = 1110
+    idle_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes
+    max_line_length: int = 512  # RFC 2449 §4: commands up to 255 octets
+    max_bad_commands: int = 10
+
+
+@dataclass(frozen=True)
+class Pop3sConfig:
+    port: int = 1995
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    port: int = 1143
+    max_literal_size: int = 32 * 1024 * 1024
+    max_line_length: int = 64 * 1024
+    idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
+    bad_command_limit: int = 20
+
+
+@dataclass(frozen=True)
+class ImapsConfig:
+    port: int = 1993
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    # As production servers do: no AUTH/LOGIN/USER before STARTTLS/STLS (or implicit TLS).
+    require_before_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,12 +122,20 @@ class Config:
     data: str = ""
     domains: tuple[DomainConfig, ...] = ()
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    smtps: SmtpsConfig = field(default_factory=SmtpsConfig)
     mx: MxConfig = field(default_factory=MxConfig)
-    pop3: PortConfig = field(default_factory=lambda: PortConfig(1110))
-    imap: PortConfig = field(default_factory=lambda: PortConfig(1143))
-    dns: PortConfig = field(default_factory=lambda: PortConfig(1053))
+    pop3: Pop3Config = field(default_factory=Pop3Config)
+    pop3s: Pop3sConfig = field(default_factory=Pop3sConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    imaps: ImapsConfig = field(default_factory=ImapsConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     accounts: tuple[Account, ...] = ()
+
+    @property
+    def require_tls_for_auth(self) -> bool:
+        return self.tls.require_before_auth
 
     def domain_names(self) -> frozenset[str]:
         return frozenset(d.name for d in self.domains)
@@ -115,32 +163,30 @@ def nth_mx_address(index: int) -> str:
 
 # --- the layers -------------------------------------------------------------------------
 
-# Flat keys every layer may set, with the type the value must have.
-_SCALARS: dict[str, type] = {
-    "host": str,
-    "data": str,
-    "smtp.port": int,
-    "smtp.hostname": str,
-    "smtp.max_message_size": int,
-    "smtp.max_line_length": int,
-    "smtp.max_recipients": int,
-    "smtp.idle_timeout": float,
-    "mx.port": int,
-    "pop3.port": int,
-    "imap.port": int,
-    "dns.port": int,
-    "relay.concurrency": int,
-    "relay.retry_schedule": tuple,
-    "relay.max_received": int,
+# The sections of the file, each a frozen dataclass; every field is a key of every layer.
+SECTIONS: dict[str, type] = {
+    "smtp": SmtpConfig,
+    "smtps": SmtpsConfig,
+    "mx": MxConfig,
+    "pop3": Pop3Config,
+    "pop3s": Pop3sConfig,
+    "imap": ImapConfig,
+    "imaps": ImapsConfig,
+    "dns": DnsConfig,
+    "tls": TlsConfig,
+    "relay": RelayConfig,
 }
-_PORT_KEYS = {"smtp.port", "mx.port", "pop3.port", "imap.port", "dns.port"}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[float, ...]": tuple}
+# Flat keys every layer may set, with the type the value must have.
+_SCALARS: dict[str, type] = {"host": str, "data": str} | {
+    f"{section}.{f.name}": _TYPES[str(f.type)]
+    for section, cls in SECTIONS.items()
+    for f in fields(cls)
+}
+_PORT_KEYS = {key for key in _SCALARS if key.endswith(".port")}
+# Sizes, counts and timeouts: zero or less makes no sense for any of them.
 _POSITIVE_KEYS = {
-    "relay.concurrency",
-    "relay.max_received",
-    "smtp.max_message_size",
-    "smtp.max_line_length",
-    "smtp.max_recipients",
-    "smtp.idle_timeout",
+    key for key, kind in _SCALARS.items() if kind in (int, float) and key not in _PORT_KEYS
 }
 # Environment variables: MAIL_SANDBOX_SMTP_PORT → smtp.port, and so on.
 ENV_KEYS: dict[str, str] = {ENV_PREFIX + k.upper().replace(".", "_"): k for k in _SCALARS} | {
@@ -194,13 +240,8 @@ def _build(
         host=top.get("host", "127.0.0.1"),
         data=top.get("data") or default_data_path(),
         domains=domains if domains is not None else default_domains(),
-        smtp=SmtpConfig(**sections.get("smtp", {})),
-        mx=MxConfig(**sections.get("mx", {})),
-        pop3=PortConfig(sections.get("pop3", {}).get("port", 1110)),
-        imap=PortConfig(sections.get("imap", {}).get("port", 1143)),
-        dns=PortConfig(sections.get("dns", {}).get("port", 1053)),
-        relay=RelayConfig(**sections.get("relay", {})),
         accounts=accounts,
+        **{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()},
     )
     if config.data != MEMORY:
         config = replace(config, data=str(Path(config.data).expanduser()))
@@ -214,6 +255,8 @@ def _coerce(source: str, key: str, raw: Any) -> Any:
     want = _SCALARS[key]
     if want is tuple:
         return _seconds_list(source, key, raw)
+    if want is bool:
+        return _boolean(source, key, raw)
     value: Any = raw
     if isinstance(raw, str) and want is not str:
         try:
@@ -234,6 +277,18 @@ def _coerce(source: str, key: str, raw: Any) -> Any:
     if key == "data" and not value:
         raise ConfigError(source, key, "must be a file path or :memory:")
     return value
+
+
+def _boolean(source: str, key: str, raw: Any) -> bool:
+    """true/false in TOML; also 1/0, yes/no, on/off from the environment and flags."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(source, key, f"expected true or false, got {raw!r}")
 
 
 def _seconds_list(source: str, key: str, raw: Any) -> tuple[float, ...]:
@@ -355,7 +410,7 @@ def to_toml(config: Config) -> str:
         f"host = {_toml_value(config.host)}",
         f"data = {_toml_value(config.data)}",
     ]
-    for section in ("smtp", "mx", "pop3", "imap", "dns", "relay"):
+    for section in SECTIONS:
         obj = getattr(config, section)
         lines += ["", f"[{section}]"]
         lines += [f"{f.name} = {_toml_value(getattr(obj, f.name))}" for f in fields(obj)]

@@ -12,6 +12,8 @@ import contextlib
 import errno
 import json
 import logging
+import ssl
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +28,13 @@ from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
 from sandbox.events import DnsQueried, Event, EventBus
+from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
+from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
 from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
 from sandbox.smtp.protocol import SandboxSMTP
 from sandbox.store import SqliteStore
+from sandbox.tls import SandboxTLS
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,12 @@ class Runtime:
         self._dns: DnsServer | None = None
         self._relay: Relay | None = None
         self._resolver: dns.asyncresolver.Resolver | None = None
+        self._pop3_servers: list[Pop3Server] = []
+        # Python 3.11's Server.close() leaves accepted connections open; stop() ends them.
+        self._smtp_sessions: weakref.WeakSet[SandboxSMTP] = weakref.WeakSet()
+        self._imap_listeners: list[ImapListener] = []
+        self._imap_backend: ImapBackend | None = None
+        self.tls: SandboxTLS | None = None
         self.chaos = ChaosBoard()
         self._chaos_task: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
@@ -89,12 +100,20 @@ class Runtime:
         config = self.config
         self._store = await SqliteStore.open(config.data)
         self.bus.listen(self._journal)
+        extra: dict[str, Any] = {}
         try:
+            self.tls = await asyncio.to_thread(
+                SandboxTLS.for_data, config.data, certificate_names(config)
+            )
+            server_tls = self.tls.server_context()
             submission = SubmissionHandler(
                 config, self.store, self.bus, config.smtp.hostname, self.reverse_lookup
             )
             smtp_addr = await self._listen_smtp(
-                submission, config.host, config.smtp.port, "--smtp-port"
+                submission, config.host, config.smtp.port, "--smtp-port", starttls=server_tls
+            )
+            extra["smtps"] = await self._listen_smtp(
+                submission, config.host, config.smtps.port, "--smtps-port", implicit=server_tls
             )
             mx: dict[str, Address] = {}
             for index, domain in enumerate(config.domains):
@@ -115,14 +134,68 @@ class Runtime:
                 self.bus,
                 self.resolver,
                 {domain: address for domain, (address, _) in mx.items()},
+                self.tls.client_context(),
             )
             await self._relay.start()
+            extra.update(await self._start_mailbox_servers(server_tls))
             await self._load_chaos()
         except BaseException:
             await self.stop()
             raise
-        self.endpoints = Endpoints(smtp=smtp_addr, dns=dns_addr, mx=mx, data=config.data)
+        self.endpoints = Endpoints(
+            smtp=smtp_addr, dns=dns_addr, mx=mx, data=config.data, extra=extra
+        )
         return self.endpoints
+
+    async def _start_mailbox_servers(self, server_tls: ssl.SSLContext) -> dict[str, Address]:
+        """POP3 and IMAP, each plain (offering STLS/STARTTLS) and with implicit TLS."""
+        config = self.config
+        pop3_settings = Pop3Settings(
+            idle_timeout=config.pop3.idle_timeout,
+            max_line=config.pop3.max_line_length,
+            max_bad_commands=config.pop3.max_bad_commands,
+            require_tls_for_auth=config.tls.require_before_auth,
+        )
+        pop3_backend = StorePop3Backend(self.store, config, self.bus)
+        self._imap_backend = ImapBackend(self.store, self.bus)
+        imap_settings = ImapSettings.from_config(
+            config, require_tls_for_auth=config.tls.require_before_auth
+        )
+        addresses: dict[str, Address] = {}
+        for name, port, flag, tls in (
+            ("pop3", config.pop3.port, "--pop3-port", None),
+            ("pop3s", config.pop3s.port, "--pop3s-port", server_tls),
+            ("imap", config.imap.port, "--imap-port", None),
+            ("imaps", config.imaps.port, "--imaps-port", server_tls),
+        ):
+            try:
+                if name.startswith("pop3"):
+                    pop3 = await start_pop3_server(
+                        pop3_backend,
+                        host=config.host,
+                        port=port,
+                        hostname="pop3.localhost",
+                        ssl_context=tls,
+                        starttls_context=None if tls else server_tls,
+                        settings=pop3_settings,
+                    )
+                    self._pop3_servers.append(pop3)
+                    addresses[name] = pop3.address
+                else:
+                    imap = await start_imap_server(
+                        self._imap_backend,
+                        self.bus,
+                        imap_settings,
+                        host=config.host,
+                        port=port,
+                        ssl_context=tls,
+                        starttls_context=None if tls else server_tls,
+                    )
+                    self._imap_listeners.append(imap)
+                    addresses[name] = imap.address
+            except OSError as exc:
+                raise StartupError(_listen_problem(config.host, port, exc, flag)) from exc
+        return addresses
 
     @property
     def dns_server(self) -> DnsServer:
@@ -242,19 +315,33 @@ class Runtime:
     async def stop(self) -> None:
         for server in self._servers:  # no new mail while the rest winds down
             server.close()
+        for imap in self._imap_listeners:
+            imap.close()
         if self._chaos_task is not None:
             self._chaos_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._chaos_task
             self._chaos_task = None
+        # Mailbox sessions end before the store closes: ending one writes its journey hops.
+        for pop3 in self._pop3_servers:
+            await pop3.close()
+        self._pop3_servers.clear()
+        for imap in self._imap_listeners:
+            await imap.wait_closed()
+        self._imap_listeners.clear()
+        if self._imap_backend is not None:
+            self._imap_backend.close()
+            self._imap_backend = None
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None
         if self._dns is not None:
             await self._dns.stop()
             self._dns = None
-        for server in self._servers:
-            server.close()
+        for session in list(self._smtp_sessions):
+            if session.transport is not None:
+                session.transport.close()
+        await asyncio.sleep(0)  # let the closed connections run connection_lost
         for server in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
@@ -262,6 +349,9 @@ class Runtime:
         if self._store is not None:
             await self._store.close()
             self._store = None
+        if self.tls is not None:
+            self.tls.close()
+            self.tls = None
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -272,13 +362,15 @@ class Runtime:
 
     # --- listeners ------------------------------------------------------------------
 
-    def _smtp_factory(self, handler: BaseHandler) -> Any:
+    def _smtp_factory(
+        self, handler: BaseHandler, starttls: ssl.SSLContext | None, implicit: bool
+    ) -> Any:
         config = self.config
         loop = asyncio.get_running_loop()
         authenticator = Authenticator(config)
 
         def make() -> SandboxSMTP:
-            return SandboxSMTP(
+            protocol = SandboxSMTP(
                 handler,
                 bus=self.bus,
                 server_name=handler.server_name,
@@ -288,19 +380,36 @@ class Runtime:
                 data_size_limit=config.smtp.max_message_size,
                 enable_SMTPUTF8=True,
                 decode_data=False,
-                auth_require_tls=False,
+                tls_context=starttls,
+                # aiosmtpd only knows STARTTLS; on an implicit-TLS port it is TLS already.
+                auth_require_tls=config.tls.require_before_auth and not implicit,
                 authenticator=authenticator,
                 timeout=config.smtp.idle_timeout,
                 loop=loop,
             )
+            self._smtp_sessions.add(protocol)
+            return protocol
 
         return make
 
-    async def _listen_smtp(self, handler: BaseHandler, host: str, port: int, flag: str) -> Address:
+    async def _listen_smtp(
+        self,
+        handler: BaseHandler,
+        host: str,
+        port: int,
+        flag: str,
+        *,
+        starttls: ssl.SSLContext | None = None,
+        implicit: ssl.SSLContext | None = None,
+    ) -> Address:
         loop = asyncio.get_running_loop()
         try:
             server = await loop.create_server(
-                self._smtp_factory(handler), host, port, reuse_address=True
+                self._smtp_factory(handler, starttls, implicit is not None),
+                host,
+                port,
+                reuse_address=True,
+                ssl=implicit,
             )
         except OSError as exc:
             raise StartupError(_listen_problem(host, port, exc, flag)) from exc
@@ -311,15 +420,18 @@ class Runtime:
     async def _listen_mx(self, handler: MxHandler, address: str, index: int) -> Address:
         """On the domain's own loopback address, or on 127.0.0.1 with a port of its own."""
         port = self.config.mx.port
+        tls = self.tls.server_context() if self.tls is not None else None
         try:
-            return await self._listen_smtp(handler, address, port, "--mx-port")
+            return await self._listen_smtp(handler, address, port, "--mx-port", starttls=tls)
         except StartupError as exc:
             cause = exc.__cause__
             if not (isinstance(cause, OSError) and cause.errno in _ADDRESS_MISSING):
                 raise
         fallback_port = port + index if port else 0
         log.warning("%s is not on this machine; MX of %s on 127.0.0.1", address, handler.domain)
-        return await self._listen_smtp(handler, "127.0.0.1", fallback_port, "--mx-port")
+        return await self._listen_smtp(
+            handler, "127.0.0.1", fallback_port, "--mx-port", starttls=tls
+        )
 
     def _journal(self, event: Event) -> None:
         if self._store is not None:
@@ -366,3 +478,12 @@ def domain_spec(domain: DomainConfig, mx_server: Address) -> DomainSpec:
 def _inside(host: str, domain: str) -> bool:
     host = host.rstrip(".").lower()
     return host == domain or host.endswith("." + domain)
+
+
+def certificate_names(config: Config) -> list[str]:
+    """Every name and address a client may reach a sandbox server by."""
+    names = [config.smtp.hostname, "pop3.localhost", "imap.localhost", config.host]
+    for domain in config.domains:
+        names += [domain.name, domain.mx_host, domain.mx_address]
+        names += [record.host for record in domain.mx or ()]
+    return names

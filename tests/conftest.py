@@ -39,6 +39,11 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         "smtp.port": 0,
         "mx.port": 0,
         "dns.port": 0,
+        "smtps.port": 0,
+        "pop3.port": 0,
+        "pop3s.port": 0,
+        "imap.port": 0,
+        "imaps.port": 0,
     }
     config = load_config(env={}, flags=flags)
     return replace(config, **overrides) if overrides else config
@@ -73,6 +78,16 @@ class ServeProcess:
                 "--mx-port",
                 "0",
                 "--dns-port",
+                "0",
+                "--smtps-port",
+                "0",
+                "--pop3-port",
+                "0",
+                "--pop3s-port",
+                "0",
+                "--imap-port",
+                "0",
+                "--imaps-port",
                 "0",
                 *extra,
             ],

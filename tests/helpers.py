@@ -71,7 +71,7 @@ class ThreadedSandbox:
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:
-                raise AssertionError(f"only {len(found)} of {count} messages matching {flt} arrived")
+                raise AssertionError(f"{len(found)} of {count} messages matching {flt} arrived")
             time.sleep(0.02)
 
     def raw(self, record: MessageRecord) -> bytes:

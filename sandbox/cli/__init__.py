@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sandbox.cli.config_cmd import config_command
+from sandbox.cli.config_cmd import ca_command, config_command
 from sandbox.cli.dns_cmd import dns_command
 from sandbox.cli.errors import USAGE, CliExit
 from sandbox.cli.options import build_config, common_options, pop_common
@@ -47,6 +47,7 @@ for command in (
     queue,
     chaos,
     dns_command,
+    ca_command,
     config_command,
 ):
     cli.add_command(command)

@@ -20,6 +20,9 @@ _FLAG_KEYS = {
     "imap_port": "imap.port",
     "dns_port": "dns.port",
     "mx_port": "mx.port",
+    "smtps_port": "smtps.port",
+    "pop3s_port": "pop3s.port",
+    "imaps_port": "imaps.port",
     "domains": "domains",
 }
 _PORT = click.IntRange(0, 65535)
@@ -45,6 +48,9 @@ def common_options(func: F) -> F:
         click.option("--imap-port", type=_PORT, help="IMAP port (default 1143)."),
         click.option("--dns-port", type=_PORT, help="DNS stub port (default 1053)."),
         click.option("--mx-port", type=_PORT, help="MX servers' port (default 2525; 0 = any)."),
+        click.option("--smtps-port", type=_PORT, help="Submission over TLS (default 1465)."),
+        click.option("--pop3s-port", type=_PORT, help="POP3 over TLS (default 1995)."),
+        click.option("--imaps-port", type=_PORT, help="IMAP over TLS (default 1993)."),
         click.option(
             "--domain",
             "domains",

@@ -138,6 +138,7 @@ async def deliver(
                 await client.ehlo()
                 if tls_context is not None and client.supports_extension("starttls"):
                     await client.starttls(tls_context=tls_context, server_hostname=target.host)
+                    await client.ehlo()  # RFC 3207 §4.2: what was learnt before TLS is void
                     tls = True
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 client.close()

@@ -22,15 +22,27 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from smtp_ingest import make_message, start, stop  # noqa: E402
+from smtp_ingest import make_message, start, stop
 
 SENDER = "app@alpha.test"
 
 
 def serve(data: Path) -> tuple[object, int]:
     proc, ready = start(
-        [sys.executable, "-m", "sandbox", "serve", "--data", str(data), "--smtp-port", "0",
-         "--mx-port", "0", "--dns-port", "0"]
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--data",
+            str(data),
+            "--smtp-port",
+            "0",
+            "--mx-port",
+            "0",
+            "--dns-port",
+            "0",
+        ]
     )
     return proc, int(ready["smtp"][1])  # type: ignore[index]
 
@@ -60,7 +72,7 @@ def latency(rate: float, seconds: float) -> list[float]:
                     next_at += interval
                     client.mail(SENDER)
                     client.rcpt(f"user{i % 50}@beta.test")
-                    code, reply = client.data(make_message(i, 2048))
+                    _, reply = client.data(make_message(i, 2048))
                     sent[reply.decode().split()[-1]] = time.time()
             deadline = time.time() + 30
             while len(stored := stored_at_beta(data)) < len(sent) and time.time() < deadline:
@@ -112,8 +124,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(f"latency: {args.rate:g} msg/s for {args.seconds:g}s; throughput: {args.messages}"
-          f" messages over {args.connections} connections; 2 KB each; {args.runs} runs")
+    print(
+        f"latency: {args.rate:g} msg/s for {args.seconds:g}s; throughput: {args.messages}"
+        f" messages over {args.connections} connections; 2 KB each; {args.runs} runs"
+    )
     medians, p99s, rates = [], [], []
     for run in range(args.runs):
         ms = latency(args.rate, args.seconds)
@@ -122,11 +136,15 @@ def main() -> None:
         medians.append(median)
         p99s.append(p99)
         rates.append(rate)
-        print(f"run {run + 1}: 250 → stored at beta.test median {median:.1f} ms, p99 {p99:.1f} ms;"
-              f" relay throughput {rate:.0f} msg/s")
-    print(f"median of runs: latency median {statistics.median(medians):.1f} ms (goal < 10 ms),"
-          f" p99 {statistics.median(p99s):.1f} ms; throughput {statistics.median(rates):.0f} msg/s"
-          " (goal: at least half of smtp_ingest.py's rate)")
+        print(
+            f"run {run + 1}: 250 → stored at beta.test median {median:.1f} ms, p99 {p99:.1f} ms;"
+            f" relay throughput {rate:.0f} msg/s"
+        )
+    print(
+        f"median of runs: latency median {statistics.median(medians):.1f} ms (goal < 10 ms),"
+        f" p99 {statistics.median(p99s):.1f} ms; throughput {statistics.median(rates):.0f} msg/s"
+        " (goal: at least half of smtp_ingest.py's rate)"
+    )
 
 
 if __name__ == "__main__":
