@@ -70,12 +70,15 @@ class Relay:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._connections = ConnectionCache()
+        self._stopping = False
         bus.listen(self._on_event)
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._schedule())
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -102,7 +105,7 @@ class Relay:
     # --- scheduling -------------------------------------------------------------------
 
     async def _schedule(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self._start_due()
@@ -110,8 +113,11 @@ class Relay:
             except Exception:  # the store is busy or closing; look again shortly
                 log.exception("relay: could not read the queue")
                 timeout = POLL_SECONDS
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait ends, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _start_due(self) -> None:
         free = self.config.relay.concurrency - len(self._inflight)

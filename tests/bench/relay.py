@@ -2,9 +2,12 @@
 
 Latency: messages submitted at a steady rate on one connection; for each, the time from
 the submission server's 250 to the copy committed in beta.test's mailbox (the child
-message's arrival time in SQLite, same clock). Throughput: N messages submitted as fast
-as K connections go, timed until the last copy is stored at beta.test. The sandbox runs
-in its own process (`mail-sandbox serve`); this process is only the client.
+message's arrival time in SQLite, same clock). Pipeline throughput: N messages submitted
+as fast as K connections go, timed until the last copy is stored at beta.test (the one
+process does the submission, the relay and beta's MX server). Relay throughput: N
+deliveries already queued (beta.test temp-failing, then switched back with `chaos off`
+and `queue --retry-now`), timed from the first copy stored to the last: the relay and
+the MX server alone. The sandbox runs in its own process; this process is the client.
 
     python tests/bench/relay.py --rate 50 --seconds 10 --messages 2000 --connections 10 --runs 3
 """
@@ -15,6 +18,7 @@ import argparse
 import smtplib
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -107,6 +111,65 @@ def throughput(messages: int, connections: int) -> float:
     if len(stored) < messages:
         raise SystemExit(f"only {len(stored)} of {messages} relayed messages arrived")
     return messages / (max(stored.values()) - began)
+
+
+def drain(messages: int, connections: int) -> float:
+    """Deliveries per second once they are all queued: the relay's own rate."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "relay.sqlite3"
+        config = Path(tmp) / "sandbox.toml"
+        config.write_text(
+            '[relay]\nretry_schedule = [3600]\n[domains."alpha.test"]\n'
+            '[domains."beta.test"]\nchaos = { mode = "tempfail" }\n'
+        )
+        proc, ready = start(
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "serve",
+                "--config",
+                str(config),
+                "--data",
+                str(data),
+                "--smtp-port",
+                "0",
+                "--mx-port",
+                "0",
+                "--dns-port",
+                "0",
+            ]
+        )
+        port = int(ready["smtp"][1])  # type: ignore[index]
+        try:
+            threads = [
+                threading.Thread(target=_sender, args=(port, k, messages, connections))
+                for k in range(connections)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            while _attempted(data) < messages:
+                time.sleep(0.1)
+            cli = [sys.executable, "-m", "sandbox", "--config", str(config), "--data", str(data)]
+            subprocess.run([*cli, "chaos", "beta.test", "off"], check=True, capture_output=True)
+            time.sleep(1.0)  # the server looks at chaos settings every half second
+            subprocess.run([*cli, "queue", "--retry-now"], check=True, capture_output=True)
+            deadline = time.time() + 120
+            while len(stored := stored_at_beta(data)) < messages and time.time() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop(proc)  # type: ignore[arg-type]
+    if len(stored) < messages:
+        raise SystemExit(f"only {len(stored)} of {messages} queued messages were relayed")
+    times = sorted(stored.values())
+    return (messages - 1) / (times[-1] - times[0])
+
+
+def _attempted(data: Path) -> int:
+    with sqlite3.connect(data) as conn:
+        return int(conn.execute("SELECT count(*) FROM deliveries WHERE attempts > 0").fetchone()[0])
 
 
 def _sender(port: int, offset: int, messages: int, connections: int) -> None:
