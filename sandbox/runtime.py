@@ -339,9 +339,9 @@ class Runtime:
             await self._dns.stop()
             self._dns = None
         for session in list(self._smtp_sessions):
-            if session.transport is not None:
-                session.transport.close()
-        await asyncio.sleep(0)  # let the closed connections run connection_lost
+            session.hang_up()
+        for _ in range(3):  # let the aborted connections run connection_lost
+            await asyncio.sleep(0)
         for server in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)

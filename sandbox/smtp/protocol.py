@@ -180,6 +180,14 @@ class SandboxSMTP(SMTP):
             self._ended = True
             self._publish_end(self._tls_protocol is not None)
 
+    def hang_up(self) -> None:
+        """Drop the connection now (shutdown): under STARTTLS, the TCP transport too,
+        since a polite TLS close waits for the peer and may outlive the event loop."""
+        for transport in (self._original_transport, self.transport):
+            # Closing is not closed: a TLS shutdown in progress still holds the socket.
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.abort()
+
     def _publish_end(self, tls: bool) -> None:
         session = self.session
         peer = session.peer if session is not None else None
