@@ -110,7 +110,7 @@ class TlsConfig:
 class RelayConfig:
     """The outbound queue between fake domains."""
 
-    concurrency: int = 8
+    concurrency: int = 20  # deliveries at once; postfix's default_destination_concurrency
     # Seconds before each retry of a 4xx; after the last one the message bounces.
     retry_schedule: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
     max_received: int = 25  # more Received: headers than this is a mail loop

@@ -81,6 +81,12 @@ def _header_fields(block: bytes) -> dict[str, list[str]]:
     }
 
 
+def received_count(raw: bytes) -> int:
+    """How many Received: trace headers a message carries (mail loops, RFC 5321 §6.3)."""
+    block = header_block(raw)
+    return sum(1 for line in block.splitlines() if line[:9].lower() == b"received:")
+
+
 def header_block(raw: bytes) -> bytes:
     """Headers only: the body may be huge or broken and is not needed on arrival."""
     for sep in (b"\r\n\r\n", b"\n\n"):
