@@ -1,0 +1,151 @@
+"""The whole journey through the endpoints `serve` opens: SMTP in, relay, POP3/IMAP out.
+
+Everything here goes through the listeners of one running sandbox (the addresses of its
+ready line), with the sandbox's own CA, as a user's mail client would.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import require_binary
+from tests.helpers import ThreadedSandbox
+
+LARRY = "larry@beta.test"
+
+
+def endpoint(sandbox: ThreadedSandbox, name: str) -> tuple[str, int]:
+    assert sandbox.endpoints is not None
+    return sandbox.endpoints.extra[name]
+
+
+def tls_context(sandbox: ThreadedSandbox) -> ssl.SSLContext:
+    assert sandbox.runtime.tls is not None
+    return ssl.create_default_context(cafile=str(sandbox.runtime.tls.ca_path))
+
+
+def send(sandbox: ThreadedSandbox, subject: str, to: str = LARRY) -> None:
+    with smtplib.SMTP(*sandbox.smtp, timeout=10) as client:
+        client.starttls(context=tls_context(sandbox))
+        body = f"From: mikaela@alpha.test\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nhello\r\n"
+        client.sendmail("mikaela@alpha.test", [to], body.encode())
+
+
+def test_smtp_relay_then_pop3_with_stls(sandbox: ThreadedSandbox) -> None:
+    send(sandbox, "by pop3")
+    sandbox.wait_for(to=LARRY)
+    client = poplib.POP3(*endpoint(sandbox, "pop3"), timeout=10)
+    try:
+        assert "STLS" in client.capa()
+        client.stls(context=tls_context(sandbox))
+        client.user(LARRY)
+        client.pass_("anything")
+        count, _ = client.stat()
+        assert count == 1
+        lines = client.retr(1)[1]
+        assert b"Subject: by pop3" in lines
+        assert any(line.startswith(b"Received: from mx.alpha.test") for line in lines)
+        client.dele(1)
+    finally:
+        client.quit()
+    assert sandbox.messages(to=LARRY, folder="INBOX") == []
+    assert [r.subject for r in sandbox.messages(to=LARRY, folder="Trash")] == ["by pop3"]
+
+
+def test_smtp_relay_then_imaps_and_idle(sandbox: ThreadedSandbox) -> None:
+    host, port = endpoint(sandbox, "imaps")
+    client = imaplib.IMAP4_SSL(host, port, ssl_context=tls_context(sandbox), timeout=10)
+    client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        client.login(LARRY, "x")
+        client.select("INBOX")
+        tag = client._new_tag().decode()
+        client.send(f"{tag} IDLE\r\n".encode())
+        assert client.readline().startswith(b"+ ")
+        started = time.monotonic()
+        send(sandbox, "by imap")
+        line = client.readline()  # the relay delivers to beta's MX, IDLE hears of it
+        assert line == b"* 1 EXISTS\r\n", line
+        assert time.monotonic() - started < 5
+        client.send(b"DONE\r\n")
+        while not client.readline().startswith(tag.encode()):
+            pass
+        typ, data = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert typ == "OK" and b"Subject: by imap" in data[0][1]
+    finally:
+        client.logout()
+
+
+def test_curl_pop3s_and_imap_against_serve_endpoints(sandbox: ThreadedSandbox) -> None:
+    curl = require_binary("curl")
+    send(sandbox, "by curl")
+    sandbox.wait_for(to=LARRY)
+    assert sandbox.runtime.tls is not None
+    ca = str(sandbox.runtime.tls.ca_path)
+    host, port = endpoint(sandbox, "pop3s")
+    pop = subprocess.run(
+        [curl, "-sS", "--cacert", ca, "--user", f"{LARRY}:x", f"pop3s://{host}:{port}/1"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert pop.returncode == 0, pop.stderr
+    assert "Subject: by curl" in pop.stdout
+    host, port = endpoint(sandbox, "imap")
+    imap = subprocess.run(
+        [
+            curl,
+            "-sS",
+            "--ssl-reqd",
+            "--cacert",
+            ca,
+            "--user",
+            f"{LARRY}:x",
+            f"imap://{host}:{port}/INBOX;UID=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert imap.returncode == 0, imap.stderr
+    assert "Subject: by curl" in imap.stdout
+
+
+def test_fetchmail_collects_over_pop3s_and_imaps(sandbox: ThreadedSandbox, tmp_path: Path) -> None:
+    fetchmail = require_binary("fetchmail")
+    send(sandbox, "first")
+    send(sandbox, "second", to="ops@gamma.test")
+    sandbox.wait_for(to=LARRY)
+    sandbox.wait_for(to="ops@gamma.test")
+    assert sandbox.runtime.tls is not None
+    ca = sandbox.runtime.tls.ca_path
+    for protocol, endpoint_name, user in (
+        ("POP3", "pop3s", LARRY),
+        ("IMAP", "imaps", "ops@gamma.test"),
+    ):
+        host, port = endpoint(sandbox, endpoint_name)
+        mbox = tmp_path / f"{protocol}.mbox"
+        rc = tmp_path / f"{protocol}.rc"
+        rc.write_text(
+            f'poll localhost via {host} service {port} protocol {protocol} user "{user}"'
+            ' password "x"'
+            f' ssl sslcertck sslcertfile "{ca}" sslcommonname localhost sslproto "TLS1.2+" keep'
+            f' mda "cat >> {mbox}"\n'
+        )
+        rc.chmod(0o600)
+        done = subprocess.run(
+            [fetchmail, "-f", str(rc), "--nodetach", "--nosyslog", "-v"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Subject: " in mbox.read_text()
