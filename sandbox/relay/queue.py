@@ -29,7 +29,7 @@ from sandbox.ingest import ingest
 from sandbox.mime import received_count
 from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
 from sandbox.relay.dsn import build_dsn
-from sandbox.relay.routing import NoRoute, find_route
+from sandbox.relay.routing import NoRoute, Route, find_route
 from sandbox.smtp.received import local_received_header
 from sandbox.store import (
     BOUNCED,
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 READ_AHEAD = 200
+ROUTE_SECONDS = 5.0
 STOP_GRACE_SECONDS = 2.0
 
 
@@ -71,6 +72,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._ready: deque[Delivery] = deque()  # due, read ahead, not started yet
+        self._routes: dict[str, tuple[Route, float]] = {}
         self._task: asyncio.Task[None] | None = None
         self._connections = ConnectionCache()
         self._stopping = False
@@ -97,6 +99,25 @@ class Relay:
     def forget_connections(self) -> None:
         """Chaos changed a server's behaviour: the next delivery must meet it afresh."""
         self._connections.close_all()
+        self._routes.clear()
+
+    async def _route(self, domain: str) -> Route | NoRoute:
+        """A domain's route, remembered for ``ROUTE_SECONDS`` as an MTA's resolver would.
+
+        Resolving costs more than the rest of a delivery over a reused connection; the
+        hops of a remembered route say ``cached``. Failures are never remembered.
+        """
+        now = time.monotonic()
+        known = self._routes.get(domain)
+        if known is not None and now - known[1] < ROUTE_SECONDS:
+            hops = tuple(
+                Hop(h.step, h.outcome, {**h.detail, "cached": True}) for h in known[0].hops
+            )
+            return Route(known[0].targets, hops)
+        route = await find_route(self._resolver(), domain, self.config.mx.port)
+        if isinstance(route, Route):
+            self._routes[domain] = (route, now)
+        return route
 
     def wake(self) -> None:
         self._wake.set()
@@ -175,7 +196,7 @@ class Relay:
             attempt = Attempt(bounced=tuple((r, reply) for r in delivery.recipients), reply=reply)
             await self._finish(delivery, attempt, [hop], raw=raw)
             return
-        route = await find_route(self._resolver(), delivery.domain, self.config.mx.port)
+        route = await self._route(delivery.domain)
         if isinstance(route, NoRoute):
             if route.permanent:
                 attempt = Attempt(
