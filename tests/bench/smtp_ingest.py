@@ -110,27 +110,18 @@ def stop(proc: subprocess.Popen[str]) -> None:
 def run_once(messages: int, size: int, connections: int) -> tuple[float, float]:
     proc, ready = start([sys.executable, __file__, "--bare-server"])
     try:
-        bare = messages / send_all(int(ready["smtp"][1]), messages, size, connections)  # type: ignore[index]
+        port = int(ready["smtp"][1])  # type: ignore[index]
+        bare = messages / send_all(port, messages, size, connections)
     finally:
         stop(proc)
+    return bare, sandbox_rate(messages, size, connections)
+
+
+def sandbox_rate(messages: int, size: int, connections: int) -> float:
+    """mail-sandbox's ingest rate, every message verified in SQLite afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "bench.sqlite3"
-        proc, ready = start(
-            [
-                sys.executable,
-                "-m",
-                "sandbox",
-                "serve",
-                "--data",
-                str(data),
-                "--smtp-port",
-                "0",
-                "--mx-port",
-                "0",
-                "--dns-port",
-                "0",
-            ]
-        )
+        proc, ready = start(serve_argv(data))
         try:
             seconds = send_all(int(ready["smtp"][1]), messages, size, connections)  # type: ignore[index]
         finally:
@@ -139,7 +130,14 @@ def run_once(messages: int, size: int, connections: int) -> tuple[float, float]:
             stored = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
         if stored != messages:
             raise SystemExit(f"only {stored} of {messages} messages were stored")
-        return bare, messages / seconds
+        return messages / seconds
+
+
+def serve_argv(data: Path, *extra: str) -> list[str]:
+    """`mail-sandbox serve` with every listener on a free port, so benchmarks never collide."""
+    names = ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
+    flags = [arg for name in names for arg in (f"--{name}-port", "0")]
+    return [sys.executable, "-m", "sandbox", "serve", "--data", str(data), *flags, *extra]
 
 
 def main() -> None:
