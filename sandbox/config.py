@@ -53,6 +53,7 @@ class SmtpConfig:
     # RFC 5321 §4.5.3.1.6: 998 octets of text plus CRLF; aiosmtpd counts the dot too.
     max_line_length: int = 1001
     max_recipients: int = 1000
+    max_connections: int = 500  # per listener; more get 421 4.7.0
     idle_timeout: float = 300.0
 
 
@@ -120,6 +121,7 @@ class RelayConfig:
 class Config:
     host: str = "127.0.0.1"
     data: str = ""
+    allow_open: bool = False  # listen beyond loopback without accounts (see runtime)
     domains: tuple[DomainConfig, ...] = ()
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     smtps: SmtpsConfig = field(default_factory=SmtpsConfig)
@@ -178,7 +180,7 @@ SECTIONS: dict[str, type] = {
 }
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[float, ...]": tuple}
 # Flat keys every layer may set, with the type the value must have.
-_SCALARS: dict[str, type] = {"host": str, "data": str} | {
+_SCALARS: dict[str, type] = {"host": str, "data": str, "allow_open": bool} | {
     f"{section}.{f.name}": _TYPES[str(f.type)]
     for section, cls in SECTIONS.items()
     for f in fields(cls)
@@ -239,6 +241,7 @@ def _build(
     config = Config(
         host=top.get("host", "127.0.0.1"),
         data=top.get("data") or default_data_path(),
+        allow_open=top.get("allow_open", False),
         domains=domains if domains is not None else default_domains(),
         accounts=accounts,
         **{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()},
@@ -409,6 +412,7 @@ def to_toml(config: Config) -> str:
         "# mail-sandbox effective configuration",
         f"host = {_toml_value(config.host)}",
         f"data = {_toml_value(config.data)}",
+        f"allow_open = {_toml_value(config.allow_open)}",
     ]
     for section in SECTIONS:
         obj = getattr(config, section)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import json
 import logging
 import ssl
@@ -32,7 +33,7 @@ from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_ser
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
 from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
-from sandbox.smtp.protocol import SandboxSMTP
+from sandbox.smtp.protocol import ConnectionBudget, SandboxSMTP
 from sandbox.store import SqliteStore
 from sandbox.tls import SandboxTLS
 
@@ -98,6 +99,7 @@ class Runtime:
 
     async def start(self) -> Endpoints:
         config = self.config
+        check_exposure(config)
         self._store = await SqliteStore.open(config.data)
         self.bus.listen(self._journal)
         extra: dict[str, Any] = {}
@@ -368,6 +370,7 @@ class Runtime:
         config = self.config
         loop = asyncio.get_running_loop()
         authenticator = Authenticator(config)
+        budget = ConnectionBudget(config.smtp.max_connections)
 
         def make() -> SandboxSMTP:
             protocol = SandboxSMTP(
@@ -375,6 +378,7 @@ class Runtime:
                 bus=self.bus,
                 server_name=handler.server_name,
                 line_length_limit=config.smtp.max_line_length,
+                budget=budget,
                 hostname=handler.hostname,
                 ident="ESMTP mail-sandbox",
                 data_size_limit=config.smtp.max_message_size,
@@ -487,3 +491,19 @@ def certificate_names(config: Config) -> list[str]:
         names += [domain.name, domain.mx_host, domain.mx_address]
         names += [record.host for record in domain.mx or ()]
     return names
+
+
+def check_exposure(config: Config) -> None:
+    """Loopback only by default: beyond it, anyone who reaches the port reads the mail."""
+    if ipaddress.ip_address(config.host).is_loopback:
+        return
+    if not config.accounts and not config.allow_open:
+        raise StartupError(
+            f"refusing to listen on {config.host} without accounts: anyone who can reach this"
+            " machine could read and send mail through the sandbox; add [accounts] to the"
+            " configuration, or pass --allow-open if that is really what you want"
+        )
+    log.warning(
+        "listening on %s: the sandbox is reachable from the network, not only this machine",
+        config.host,
+    )

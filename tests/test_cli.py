@@ -284,3 +284,17 @@ def test_read_commands_work_while_the_server_writes(serve_process: ServeProcess)
             cli("send", *args, "--from", "a@alpha.test", "--to", f"u{i}@beta.test").returncode == 0
         )
         assert cli("messages", *args, "--to", f"u{i}@beta.test", "--json").stdout.count("\n") == 1
+
+
+def test_listening_beyond_loopback_needs_accounts_or_allow_open(tmp_path: Path) -> None:
+    refused = cli("serve", "--host", "0.0.0.0", "--data", str(tmp_path / "d.sqlite3"))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("mail-sandbox: refusing to listen on 0.0.0.0 without accounts")
+    assert refused.stderr.count("\n") == 1
+    proc = ServeProcess(tmp_path / "open.sqlite3", "--host", "0.0.0.0", "--allow-open")
+    try:
+        assert proc.ready["smtp"][0] == "0.0.0.0"
+        assert proc.proc.stderr is not None
+        assert "reachable from the network" in proc.proc.stderr.readline()
+    finally:
+        proc.stop()

@@ -354,3 +354,23 @@ def test_delay_slows_every_reply(relay_sandbox: ThreadedSandbox) -> None:
         client.ehlo("x")
         client.mail("a@alpha.test")
         assert time.monotonic() - started >= 0.3
+
+
+def test_relay_never_connects_outside_the_machine(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[domains."alpha.test"]\n[domains."beta.test"]\n'
+        'mx = [{ host = "out.beta.test", preference = 5, addresses = ["192.0.2.10"] },'
+        ' { host = "mx.beta.test", preference = 20 }]\n'
+    )
+    flags = {"data": str(tmp_path / "sandbox.sqlite3"), "smtp.port": 0, "mx.port": 0, "dns.port": 0}
+    config = load_config(config_file=str(path), env={}, flags=flags)
+    ConnectWatch.install()
+    ConnectWatch.addresses.clear()
+    with ThreadedSandbox(fast(make_config(tmp_path, domains=config.domains))) as sandbox:
+        send(sandbox, "a@alpha.test", ["larry@beta.test"])
+        [record] = sandbox.wait_for(to="larry@beta.test")
+        refused = [h for h in sandbox.journey(record) if h.outcome == "refused"]
+        assert refused[0].detail["address"] == "192.0.2.10"
+        assert "never connects outside the machine" in refused[0].detail["error"]
+    assert not any(isinstance(a, tuple) and a[0] == "192.0.2.10" for a in ConnectWatch.addresses)

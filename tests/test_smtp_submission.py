@@ -6,6 +6,7 @@ import asyncio
 import smtplib
 import socket
 import threading
+import time
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -398,3 +399,30 @@ def test_fast_address_parser_agrees_with_aiosmtpd(locals_, domain, params, shape
         assert server._getaddr(arg) == SMTP._getaddr(server, arg)
     finally:
         loop.close()
+
+
+def test_connection_limit_per_listener(config) -> None:
+    config = replace(config, smtp=replace(config.smtp, max_connections=2))
+    with ThreadedSandbox(config) as sandbox:
+        held = [socket.create_connection(sandbox.smtp, timeout=10) for _ in range(2)]
+        for sock in held:
+            assert sock.makefile("rb").readline().startswith(b"220 ")
+        extra = socket.create_connection(sandbox.smtp, timeout=10)
+        reader = extra.makefile("rb")
+        assert reader.readline().startswith(b"421 4.7.0 Too many connections")
+        assert reader.readline() == b""  # and closed
+        extra.close()
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the freed place is taken back asynchronously
+            with socket.create_connection(sandbox.smtp, timeout=10) as again:
+                if again.makefile("rb").readline().startswith(b"220 "):
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("a freed connection place was never given back")
+        # the MX servers count their own connections
+        with smtplib.SMTP(*sandbox.mx("beta.test"), timeout=10) as client:
+            assert client.noop()[0] == S.OK
+        for sock in held:
+            sock.close()

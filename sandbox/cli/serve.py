@@ -16,11 +16,19 @@ from sandbox.runtime import Endpoints, Runtime
 
 
 @click.command()
+@click.option(
+    "--allow-open",
+    is_flag=True,
+    default=None,
+    help="Allow --host beyond loopback without accounts (anyone reaching it reads the mail).",
+)
 @common_options
 @click.pass_context
-def serve(ctx: click.Context, /, **kwargs: Any) -> None:
+def serve(ctx: click.Context, /, allow_open: bool | None, **kwargs: Any) -> None:
     """Run every server without the TUI; prints one JSON "ready" line once listening."""
-    run_serve(build_config(ctx, pop_common(kwargs)))
+    flags = pop_common(kwargs)
+    flags["allow_open"] = allow_open
+    run_serve(build_config(ctx, flags))
 
 
 def run_serve(config: Config) -> None:

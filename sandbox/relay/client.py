@@ -8,6 +8,7 @@ decide: 2xx delivered, 4xx deferred, 5xx bounced — per recipient after RCPT.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -95,6 +96,12 @@ async def deliver(
     for target in route.targets:
         for address in target.addresses:
             where = {"domain": domain, "host": target.host, "address": address, "port": target.port}
+            if not _is_sandbox_address(address):
+                # Never a connection to a real host, whatever a zone's records say.
+                reason = "not a loopback address: the sandbox never connects outside the machine"
+                hops.append(Hop("connect", "refused", {**where, "error": reason}))
+                last_failure = f"451 4.4.1 {target.host} [{address}]: {reason}"
+                continue
             key: Key = (address, target.port, envelope.source_address, envelope.helo)
             idle = cache.take(key) if cache is not None else None
             if idle is not None:
@@ -150,6 +157,13 @@ async def deliver(
             _release(cache, key, client, attempt, tls)
             return attempt
     return Attempt(deferred=envelope.recipients, reply=last_failure, hops=tuple(hops))
+
+
+def _is_sandbox_address(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _release(

@@ -73,6 +73,23 @@ class Transcript:
         self._secret_next = reply.startswith("334")
 
 
+class ConnectionBudget:
+    """How many connections one listener holds at once; the next gets 421 and a close."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def take(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def give_back(self) -> None:
+        self.active -= 1
+
+
 class SandboxSMTP(SMTP):
     def __init__(
         self,
@@ -81,6 +98,7 @@ class SandboxSMTP(SMTP):
         bus: EventBus,
         server_name: str,
         line_length_limit: int = 1001,
+        budget: ConnectionBudget | None = None,
         **kwargs: Any,
     ) -> None:
         # Read by SMTP.__init__ to size the stream reader, so it must be set first.
@@ -96,6 +114,9 @@ class SandboxSMTP(SMTP):
         self.messages_accepted = 0
         self.transcript = Transcript()
         self._ended = False
+        self._budget = budget
+        self._counted = False
+        self._refusal: str | None = None
 
     # --- replies ------------------------------------------------------------------
 
@@ -104,7 +125,7 @@ class SandboxSMTP(SMTP):
         if not self._greeted:
             self._greeted = True  # RFC 2034 §3: the greeting carries no enhanced code
             override = getattr(self.event_handler, "greeting_fault", None)
-            fault = override(self) if override is not None else None
+            fault = self._refusal or (override(self) if override is not None else None)
             if fault is not None:
                 await self._refuse_session(fault)
                 return
@@ -174,7 +195,21 @@ class SandboxSMTP(SMTP):
             transport.write(reply.encode() + b"\r\n")
         super()._timeout_cb()  # type: ignore[no-untyped-call]
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None and self._original_transport is None
+        if first and self._budget is not None:  # not the STARTTLS re-entry
+            self._counted = self._budget.take()
+            if not self._counted:
+                self._refusal = (
+                    f"421 4.7.0 Too many connections (this server takes {self._budget.limit}"
+                    " at once); try again later"
+                )
+        super().connection_made(transport)
+
     def connection_lost(self, error: Exception | None) -> None:
+        if self._counted and self._budget is not None:
+            self._budget.give_back()
+            self._counted = False
         super().connection_lost(error)
         if not self._ended:  # aiosmtpd may call this twice when a TLS handshake fails
             self._ended = True
