@@ -108,6 +108,17 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """Keep a long-running sandbox bounded; 0 turns a limit off (both are off by default)."""
+
+    max_messages: int = 0
+    max_age: float = 0.0  # seconds
+    # Never prune what arrived this recently: a test may be waiting for it right now.
+    grace: float = 60.0
+    interval: float = 10.0  # seconds between prunes
+
+
+@dataclass(frozen=True)
 class RelayConfig:
     """The outbound queue between fake domains."""
 
@@ -133,6 +144,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: tuple[Account, ...] = ()
 
     @property
@@ -177,6 +189,7 @@ SECTIONS: dict[str, type] = {
     "dns": DnsConfig,
     "tls": TlsConfig,
     "relay": RelayConfig,
+    "retention": RetentionConfig,
 }
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[float, ...]": tuple}
 # Flat keys every layer may set, with the type the value must have.
@@ -187,8 +200,11 @@ _SCALARS: dict[str, type] = {"host": str, "data": str, "allow_open": bool} | {
 }
 _PORT_KEYS = {key for key in _SCALARS if key.endswith(".port")}
 # Sizes, counts and timeouts: zero or less makes no sense for any of them.
+_OFF_BY_ZERO = {"retention.max_messages", "retention.max_age", "retention.grace"}
 _POSITIVE_KEYS = {
-    key for key, kind in _SCALARS.items() if kind in (int, float) and key not in _PORT_KEYS
+    key
+    for key, kind in _SCALARS.items()
+    if kind in (int, float) and key not in _PORT_KEYS | _OFF_BY_ZERO
 }
 # Environment variables: MAIL_SANDBOX_SMTP_PORT → smtp.port, and so on.
 ENV_KEYS: dict[str, str] = {ENV_PREFIX + k.upper().replace(".", "_"): k for k in _SCALARS} | {
@@ -275,6 +291,8 @@ def _coerce(source: str, key: str, raw: Any) -> Any:
         raise ConfigError(source, key, f"port must be 0-65535 (0 = any free port), got {value}")
     if key in _POSITIVE_KEYS and checked <= 0:
         raise ConfigError(source, key, f"must be greater than 0, got {value}")
+    if key in _OFF_BY_ZERO and checked < 0:
+        raise ConfigError(source, key, f"must be 0 (off) or more, got {value}")
     if key == "host":
         _check_ip(source, key, str(value))
     if key == "data" and not value:

@@ -69,6 +69,14 @@ class MessagesMoved(Event):
     reason: str
 
 
+@dataclass(frozen=True)
+class MessagesPruned(Event):
+    """Retention removed old messages (count of raw messages, with all their copies)."""
+
+    kind: str = field(init=False, default="messages.pruned")
+    count: int
+
+
 Listener = Callable[[Event], None]
 
 

@@ -28,7 +28,7 @@ from fake_dns.zone import ExtraRecord
 from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
-from sandbox.events import DnsQueried, Event, EventBus
+from sandbox.events import DnsQueried, Event, EventBus, MessagesPruned
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
@@ -89,6 +89,7 @@ class Runtime:
         self.tls: SandboxTLS | None = None
         self.chaos = ChaosBoard()
         self._chaos_task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
 
     @property
@@ -141,6 +142,8 @@ class Runtime:
             await self._relay.start()
             extra.update(await self._start_mailbox_servers(server_tls))
             await self._load_chaos()
+            if config.retention.max_messages or config.retention.max_age:
+                self._prune_task = asyncio.get_running_loop().create_task(self._prune())
         except BaseException:
             await self.stop()
             raise
@@ -300,6 +303,23 @@ class Runtime:
                     DnsFault(chaos.dns.mode, chaos.dns.delay_ms),  # type: ignore[arg-type]
                 )
 
+    async def _prune(self) -> None:
+        """Retention: keep the store bounded (off unless configured)."""
+        retention = self.config.retention
+        while True:
+            await asyncio.sleep(retention.interval)
+            try:
+                removed = await self.store.prune(
+                    max_messages=retention.max_messages,
+                    max_age=retention.max_age,
+                    grace=retention.grace,
+                )
+            except Exception:  # the store is busy or closing; try next time
+                log.exception("retention: could not prune")
+                continue
+            if removed:
+                self.bus.publish(MessagesPruned(count=removed))
+
     def _dns_queried(self, log: QueryLog) -> None:
         self.bus.publish(
             DnsQueried(
@@ -319,11 +339,12 @@ class Runtime:
             server.close()
         for imap in self._imap_listeners:
             imap.close()
-        if self._chaos_task is not None:
-            self._chaos_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._chaos_task
-            self._chaos_task = None
+        for task in (self._chaos_task, self._prune_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._chaos_task = self._prune_task = None
         # Mailbox sessions end before the store closes: ending one writes its journey hops.
         for pop3 in self._pop3_servers:
             await pop3.close()

@@ -162,3 +162,54 @@ def test_any_bytes_are_stored_and_listed(raw: bytes) -> None:
             await store.close()
 
     asyncio.run(run())
+
+
+async def test_prune_by_count_and_age_spares_recent_and_queued(store: SqliteStore) -> None:
+    import time as clock
+
+    from sandbox.store import NewDelivery
+
+    now = clock.time()
+    old = [
+        await store.ingest(
+            NewMessage(
+                RAW,
+                "a@alpha.test",
+                ("b@beta.test",),
+                "test",
+                (Copy("b@beta.test"),),
+                received_at=now - 3600 + i,
+            )
+        )
+        for i in range(5)
+    ]
+    queued = await store.ingest(
+        NewMessage(
+            RAW,
+            "a@alpha.test",
+            ("c@gamma.test",),
+            "test",
+            (),
+            received_at=now - 3000,
+            deliveries=(NewDelivery("gamma.test", ("c@gamma.test",)),),
+        )
+    )
+    fresh = await store.ingest(
+        NewMessage(
+            RAW,
+            "a@alpha.test",
+            ("b@beta.test",),
+            "test",
+            (Copy("b@beta.test"),),
+            received_at=now - 1,
+        )
+    )
+    # keep the 2 newest (fresh and queued): the 5 old ones go
+    assert await store.prune(max_messages=2, max_age=0, grace=60) == 5
+    assert {r.message_id for r in await store.list_messages()} == {fresh.message_id}
+    # the queued one is old enough to go by age, but the relay still needs it
+    assert await store.prune(max_messages=0, max_age=600, grace=60) == 0
+    assert await store.raw(queued.message_id) is not None
+    # nothing inside the grace period goes, however small the limits
+    assert await store.prune(max_messages=0, max_age=0.5, grace=60) == 0
+    assert await store.prune(max_messages=1, max_age=0, grace=60) == 0

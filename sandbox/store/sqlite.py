@@ -411,6 +411,41 @@ class SqliteStore:
         rows = await self._reader.execute_fetchall("SELECT count(*) FROM entries")
         return int(next(iter(rows))[0])
 
+    async def prune(self, *, max_messages: int, max_age: float, grace: float) -> int:
+        """Delete the oldest messages beyond ``max_messages`` or older than ``max_age``
+        seconds (0: no limit). Never one received in the last ``grace`` seconds, nor one
+        the relay still has to deliver. Returns how many messages went."""
+        now = time.time()
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            keep_after = now - grace
+            doomed: set[int] = set()
+            if max_age > 0:
+                rows = await conn.execute_fetchall(
+                    "SELECT id FROM messages WHERE received_at < ? AND received_at < ?",
+                    (now - max_age, keep_after),
+                )
+                doomed.update(int(r[0]) for r in rows)
+            if max_messages > 0:
+                rows = await conn.execute_fetchall(
+                    "SELECT id FROM messages WHERE received_at < ? AND id NOT IN"
+                    " (SELECT id FROM messages ORDER BY id DESC LIMIT ?)",
+                    (keep_after, max_messages),
+                )
+                doomed.update(int(r[0]) for r in rows)
+            if not doomed:
+                return 0
+            ids = json.dumps(sorted(doomed))
+            cur = await conn.execute(
+                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id"
+                " AND d.state IN ('queued', 'deferred'))",
+                (ids,),
+            )
+            return cur.rowcount
+
+        return await self.write(job)
+
     async def clear(self) -> int:
         """Delete every message; mailboxes and folders stay, so UIDs keep ascending."""
 
@@ -463,6 +498,71 @@ class SqliteStore:
         params.append(limit)
         rows = await self._reader.execute_fetchall(sql, params)
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    # --- single copies, as the TUI changes them ---------------------------------------
+
+    async def delete_entries(self, entry_ids: Sequence[int]) -> list[tuple[int, int, str, str]]:
+        """Delete these copies; a message goes with its last copy unless the relay still
+        has a delivery for it (queued or deferred). Returns (entry id, uid, mailbox, folder)
+        of the copies deleted, for the caller's ``EntriesExpunged`` events."""
+        ids = json.dumps(sorted(set(entry_ids)))
+
+        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int, str, str]]:
+            rows = await conn.execute_fetchall(
+                "SELECT e.id, e.uid, mb.address, f.name, e.message_id FROM entries e"
+                " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
+                " WHERE e.id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
+            await conn.execute(
+                "DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?))", (ids,)
+            )
+            await conn.execute(
+                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
+                " AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = messages.id)"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = messages.id"
+                " AND state IN ('queued', 'deferred'))",
+                (json.dumps(sorted({int(r[4]) for r in rows})),),
+            )
+            return [(int(r[0]), int(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+        return await self.write(job)
+
+    async def set_seen(
+        self, entry_ids: Sequence[int], seen: bool
+    ) -> list[tuple[int, int, str, str, tuple[str, ...]]]:
+        """Add or remove ``\\Seen`` (RFC 3501 §2.3.2) on these copies; returns the copies
+        that changed as (entry id, uid, mailbox, folder, new flags) for ``FlagsChanged``."""
+        ids = json.dumps(sorted(set(entry_ids)))
+
+        async def job(
+            conn: aiosqlite.Connection,
+        ) -> list[tuple[int, int, str, str, tuple[str, ...]]]:
+            rows = await conn.execute_fetchall(
+                "SELECT e.id, e.uid, mb.address, f.name, e.flags FROM entries e"
+                " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
+                " WHERE e.id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
+            changed: list[tuple[int, int, str, str, tuple[str, ...]]] = []
+            for entry_id, uid, mailbox, folder, text in rows:
+                current = tuple(str(text).split())
+                has = any(f.lower() == "\\seen" for f in current)
+                if has == seen:
+                    continue
+                new = (
+                    (*current, "\\Seen")
+                    if seen
+                    else tuple(f for f in current if f.lower() != "\\seen")
+                )
+                changed.append((int(entry_id), int(uid), str(mailbox), str(folder), new))
+            await conn.executemany(
+                "UPDATE entries SET flags = ? WHERE id = ?",
+                [(" ".join(c[4]), c[0]) for c in changed],
+            )
+            return changed
+
+        return await self.write(job)
 
 
 _RECORD_SELECT = (
