@@ -54,6 +54,7 @@ class SmtpConfig:
     max_line_length: int = 1001
     max_recipients: int = 1000
     max_connections: int = 500  # per listener; more get 421 4.7.0
+    max_bad_commands: int = 20  # errors in one session before 421 4.7.0 and a close
     idle_timeout: float = 300.0
 
 
@@ -65,6 +66,9 @@ class MxConfig:
 @dataclass(frozen=True)
 class DnsConfig:
     port: int = 1053
+    max_tcp_message: int = 65535  # RFC 7766: a longer TCP query closes the connection
+    max_tcp_connections: int = 256
+    tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3: close silent TCP connections
 
 
 @dataclass(frozen=True)

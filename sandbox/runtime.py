@@ -245,7 +245,14 @@ class Runtime:
             )
         except ValueError as exc:
             raise StartupError(f"bad DNS settings in the domains' configuration: {exc}") from exc
-        self._dns = DnsServer(zones, on_query=self._dns_queried)
+        dns = self.config.dns
+        self._dns = DnsServer(
+            zones,
+            on_query=self._dns_queried,
+            max_tcp_message=dns.max_tcp_message,
+            tcp_idle_timeout=dns.tcp_idle_timeout,
+            max_tcp_connections=dns.max_tcp_connections,
+        )
         try:
             return await self._dns.start(self.config.host, self.config.dns.port)
         except OSError as exc:
@@ -400,6 +407,7 @@ class Runtime:
                 server_name=handler.server_name,
                 line_length_limit=config.smtp.max_line_length,
                 budget=budget,
+                max_bad_commands=config.smtp.max_bad_commands,
                 hostname=handler.hostname,
                 ident="ESMTP mail-sandbox",
                 data_size_limit=config.smtp.max_message_size,

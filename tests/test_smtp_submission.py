@@ -426,3 +426,13 @@ def test_connection_limit_per_listener(config) -> None:
             assert client.noop()[0] == S.OK
         for sock in held:
             sock.close()
+
+
+def test_bad_command_budget_then_421(config) -> None:
+    config = replace(config, smtp=replace(config.smtp, max_bad_commands=3))
+    with ThreadedSandbox(config) as sandbox:
+        replies = raw_session(sandbox, [b"MAIL FROM:<a@alpha.test>"] * 4)
+        assert [r[:3] for r in replies[1:]] == [b"503", b"503", b"503", b"421"]
+        assert replies[-1].startswith(b"421 4.7.0 Too many errors in this session")
+        with connect(sandbox) as client:  # the server goes on
+            assert client.ehlo("x")[0] == S.OK

@@ -26,6 +26,8 @@ _SIMPLE_PATH = re.compile(
     r">\s*(.*)$",
     re.DOTALL,
 )
+# Replies that mean the client sent something wrong; a session has a budget of them.
+_CLIENT_ERRORS = frozenset({"500", "501", "502", "503", "504", "553", "555"})
 TRANSCRIPT_LINES = 200
 TRANSCRIPT_LINE_CHARS = 300
 
@@ -99,6 +101,7 @@ class SandboxSMTP(SMTP):
         server_name: str,
         line_length_limit: int = 1001,
         budget: ConnectionBudget | None = None,
+        max_bad_commands: int = 20,
         **kwargs: Any,
     ) -> None:
         # Read by SMTP.__init__ to size the stream reader, so it must be set first.
@@ -116,6 +119,7 @@ class SandboxSMTP(SMTP):
         self._ended = False
         self._budget = budget
         self._counted = False
+        self._bad_left = max_bad_commands
         self._refusal: str | None = None
 
     # --- replies ------------------------------------------------------------------
@@ -137,6 +141,11 @@ class SandboxSMTP(SMTP):
                 self.messages_accepted += 1
         if text.startswith("354"):
             self._awaiting_data_reply = True
+        if text[:3] in _CLIENT_ERRORS and self._greeted:
+            self._bad_left -= 1
+            if self._bad_left < 0:
+                # A budget for bad commands, then a clean goodbye (RFC 5321 §3.8).
+                text = "421 4.7.0 Too many errors in this session; closing, reconnect to retry"
         self.transcript.server(text)
         await super().push(text)
         if text.startswith("421") and self.transport is not None:
