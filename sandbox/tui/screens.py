@@ -1,0 +1,288 @@
+"""The other screens: relay queue, DNS log, SMTP sessions, chaos.
+
+Each reads the store (so it works the same in-process and attached) and reloads when
+the app tells it something it shows changed (``changed``), and at least every
+``REFRESH_SECONDS`` (the journal is written a moment after the event is published).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from sandbox.chaos import DomainChaos
+from sandbox.tui.dialogs import ChaosPicker
+from sandbox.tui.render import clip, clock
+
+if TYPE_CHECKING:
+    from sandbox.tui.app import SandboxApp
+
+REFRESH_SECONDS = 1.0
+LOG_ROWS = 1000  # the newest journal entries a log screen keeps
+
+
+class SandboxScreen(Screen[None]):
+    """A screen that reloads from the store; ``kinds`` are the events it cares about."""
+
+    kinds: frozenset[str] = frozenset()
+    TITLE_TEXT = ""
+
+    BINDINGS = [Binding("escape,q", "close", "Back")]  # noqa: RUF012
+
+    @property
+    def sandbox(self) -> SandboxApp:
+        from sandbox.tui.app import SandboxApp
+
+        assert isinstance(self.app, SandboxApp)
+        return self.app
+
+    def compose_title(self) -> Static:
+        return Static(Text(self.TITLE_TEXT, style="bold"), classes="screen-title")
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.set_interval(REFRESH_SECONDS, self.reload)
+
+    def changed(self, kinds: frozenset[str]) -> None:
+        if kinds & (self.kinds | {"store.changed"}):
+            self.reload()
+
+    @work(exclusive=True, group="reload")
+    async def reload(self) -> None:
+        await self.load()
+
+    async def load(self) -> None:
+        raise NotImplementedError
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+
+class QueueScreen(SandboxScreen):
+    TITLE_TEXT = "Relay queue: deliveries not done yet (queued or deferred)"
+    kinds = frozenset({"relay.queued", "relay.attempt", "message.stored"})
+    BINDINGS = [Binding("r", "retry", "Retry all now")]  # noqa: RUF012
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_title()
+        yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="queue-empty")
+        yield Footer()
+
+    async def load(self) -> None:
+        pending = await self.sandbox.source.store.pending_deliveries()
+        table = self.query_one("#queue-table", DataTable)
+        if not table.columns:
+            table.add_columns(
+                "id", "message", "domain", "recipients", "state", "tries", "next try", "last reply"
+            )
+        row = table.cursor_row
+        table.clear()
+        for d in pending:
+            table.add_row(
+                str(d.id),
+                clip(d.subject or "(no subject)", 30),
+                d.domain,
+                clip(", ".join(d.recipients), 30),
+                Text(d.state, style="yellow" if d.state == "deferred" else "cyan"),
+                str(d.attempts),
+                clock(d.next_attempt_at),
+                clip(d.last_reply or "", 60),
+                key=str(d.id),
+            )
+        if pending:
+            table.move_cursor(row=min(row, len(pending) - 1))
+        self.query_one("#queue-empty", Static).update(
+            "" if pending else Text("Nothing waiting: every delivery is done.", style="dim")
+        )
+
+    @work(group="retry")
+    async def action_retry(self) -> None:
+        count = await self.sandbox.source.retry_now()
+        self.notify(f"{count} deliver{'y' if count == 1 else 'ies'} will be retried now")
+        await self.load()
+
+
+class DnsLogScreen(SandboxScreen):
+    TITLE_TEXT = "DNS log: every query the stub answered"
+    kinds = frozenset({"dns.query"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_id = 0
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_title()
+        yield DataTable(id="dns-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    async def load(self) -> None:
+        store = self.sandbox.source.store
+        if self.last_id == 0:  # first load: the newest LOG_ROWS
+            rows = await store.fetchall(
+                "SELECT min(id) FROM (SELECT id FROM events WHERE kind = 'dns.query'"
+                " ORDER BY id DESC LIMIT ?)",
+                (LOG_ROWS,),
+            )
+            self.last_id = int(rows[0][0]) - 1 if rows[0][0] else 0
+        events = await store.events(kind="dns.query", after_id=self.last_id, limit=LOG_ROWS)
+        table = self.query_one("#dns-table", DataTable)
+        if not table.columns:
+            table.add_columns("time", "client", "via", "name", "type", "rcode", "answer", "fault")
+        follow = table.cursor_row >= table.row_count - 1
+        for event_id, at, _, data in events:
+            self.last_id = event_id
+            rcode = str(data.get("rcode", ""))
+            table.add_row(
+                clock(at, millis=True),
+                str(data.get("client", "")),
+                str(data.get("transport", "")),
+                str(data.get("qname", "")),
+                str(data.get("qtype", "")),
+                Text(rcode, style="green" if rcode == "NOERROR" else "red"),
+                clip(str(data.get("answer", "")), 50),
+                str(data.get("fault") or ""),
+            )
+        while table.row_count > LOG_ROWS:
+            first = next(iter(table.rows))
+            table.remove_row(first)
+        if events and follow:
+            table.move_cursor(row=table.row_count - 1)
+
+
+class SmtpLogScreen(SandboxScreen):
+    TITLE_TEXT = "SMTP sessions: highlight one to read its transcript"
+    kinds = frozenset({"smtp.session"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_id = 0
+        self.sessions: dict[str, dict[str, Any]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_title()
+        yield DataTable(id="smtp-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="transcript-pane"):
+            yield Static(id="transcript")
+        yield Footer()
+
+    async def load(self) -> None:
+        store = self.sandbox.source.store
+        if self.last_id == 0:
+            rows = await store.fetchall(
+                "SELECT min(id) FROM (SELECT id FROM events WHERE kind = 'smtp.session'"
+                " ORDER BY id DESC LIMIT ?)",
+                (LOG_ROWS,),
+            )
+            self.last_id = int(rows[0][0]) - 1 if rows[0][0] else 0
+        events = await store.events(kind="smtp.session", after_id=self.last_id, limit=LOG_ROWS)
+        table = self.query_one("#smtp-table", DataTable)
+        if not table.columns:
+            table.add_columns("started", "server", "client", "helo", "auth", "tls", "messages")
+        for event_id, _at, _, data in events:
+            self.last_id = event_id
+            key = str(event_id)
+            self.sessions[key] = data
+            table.add_row(
+                clock(float(data.get("started_at") or _at), millis=True),
+                str(data.get("server", "")),
+                str(data.get("peer", "")),
+                str(data.get("helo") or ""),
+                str(data.get("auth_user") or ""),
+                "yes" if data.get("tls") else "",
+                str(data.get("messages", 0)),
+                key=key,
+            )
+        if events and table.row_count == len(events):
+            self.show_transcript(str(events[0][0]))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.show_transcript(event.row_key.value)
+
+    def show_transcript(self, key: str) -> None:
+        data = self.sessions.get(key)
+        if data is None:
+            return
+        text = Text()
+        for line in data.get("transcript") or ():
+            line = str(line)
+            style = "cyan" if line.startswith(("C:", ">")) else ""
+            text.append(line + "\n", style=style)
+        self.query_one("#transcript", Static).update(text or Text("(no transcript)"))
+
+
+class ChaosScreen(SandboxScreen):
+    TITLE_TEXT = "Chaos: make a domain's MX server or DNS zone misbehave"
+    kinds = frozenset()
+    BINDINGS = [  # noqa: RUF012
+        Binding("enter", "choose", "Choose fault"),
+        Binding("o", "off", "Turn off"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_title()
+        yield DataTable(id="chaos-table", cursor_type="row")
+        yield Footer()
+
+    async def load(self) -> None:
+        settings = await self.sandbox.source.store.chaos()
+        table = self.query_one("#chaos-table", DataTable)
+        if not table.columns:
+            table.add_columns("domain", "faults")
+        row = table.cursor_row
+        table.clear()
+        for domain in self.sandbox.config.domains:
+            current = settings.get(domain.name)
+            described = DomainChaos.from_json(current).describe() if current else "off"
+            table.add_row(
+                domain.name,
+                Text(described, style="bold red" if current else "green"),
+                key=domain.name,
+            )
+        if table.row_count:
+            table.move_cursor(row=min(max(row, 0), table.row_count - 1))
+
+    def _domain(self) -> str | None:
+        table = self.query_one("#chaos-table", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_choose()
+
+    def action_choose(self) -> None:
+        domain = self._domain()
+        if domain is None:
+            return
+
+        def chosen(chaos: DomainChaos | None) -> None:
+            if chaos is not None:
+                self.apply(domain, chaos)
+
+        self.app.push_screen(ChaosPicker(domain), chosen)
+
+    def action_off(self) -> None:
+        domain = self._domain()
+        if domain is not None:
+            self.apply(domain, DomainChaos())
+
+    @work(group="chaos")
+    async def apply(self, domain: str, chaos: DomainChaos) -> None:
+        try:
+            await self.sandbox.source.set_chaos(domain, chaos)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"{domain}: {chaos.describe()}")
+        await self.load()
