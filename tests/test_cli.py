@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -248,33 +249,81 @@ def test_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path) ->
     assert result.stderr.count("\n") == 1
 
 
-def test_no_command_runs_the_servers(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
+def test_no_command_starts_the_servers_and_the_tui(tmp_path: Path) -> None:
+    """`mail-sandbox` alone is `up`: run it on a real terminal (a pty), see the endpoints
+    header, send a message through the SMTP port it opened, quit with q."""
+    import contextlib
+    import os
+    import pty
+    import select
+    import smtplib
+
+    port_file = tmp_path / "ports"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        smtp_port = s.getsockname()[1]
+    port_file.write_text(str(smtp_port))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command a user types, on a terminal
+        os.environ.update(clean_env(TERM="xterm-256color", COLUMNS="120", LINES="40"))
+        os.execv(
             sys.executable,
-            "-m",
-            "sandbox",
-            "--data",
-            str(tmp_path / "d.sqlite3"),
-            "--smtp-port",
-            "0",
-            "--mx-port",
-            "0",
-            "--dns-port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "--data",
+                str(tmp_path / "d.sqlite3"),
+                "--smtp-port",
+                str(smtp_port),
+                "--mx-port",
+                "0",
+                "--dns-port",
+                "0",
+                "--smtps-port",
+                "0",
+                "--pop3-port",
+                "0",
+                "--pop3s-port",
+                "0",
+                "--imap-port",
+                "0",
+                "--imaps-port",
+                "0",
+            ],
+        )
+    screen = b""
     try:
-        assert proc.stdout is not None
-        assert json.loads(proc.stdout.readline())["event"] == "ready"
+        deadline = time.monotonic() + 30
+        while f"127.0.0.1:{smtp_port}".encode() not in screen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.5)[0]:
+                screen += os.read(fd, 65536)
+        assert f"127.0.0.1:{smtp_port}".encode() in screen, screen[-2000:]
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+            client.sendmail("a@alpha.test", ["b@real.example"], b"Subject: via up\r\n\r\nx\r\n")
+        os.write(fd, b"q")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if select.select([fd], [], [], 0.2)[0]:
+                with contextlib.suppress(OSError):  # the pty closes as the child exits
+                    os.read(fd, 65536)
+        else:
+            raise AssertionError("q did not quit the TUI")
+        assert os.waitstatus_to_exitcode(status) == 0
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
-    assert proc.returncode == 0
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+    listed = cli(
+        "messages", "--data", str(tmp_path / "d.sqlite3"), "--json", "--to", "b@real.example"
+    )
+    assert json.loads(listed.stdout)["subject"] == "via up"
 
 
 def test_read_commands_work_while_the_server_writes(serve_process: ServeProcess) -> None:

@@ -10,14 +10,18 @@ import click
 from sandbox.cli.config_cmd import ca_command, config_command
 from sandbox.cli.dns_cmd import dns_command
 from sandbox.cli.errors import USAGE, CliExit
+from sandbox.cli.links_cmd import links_command
+from sandbox.cli.mailio_cmds import export_command, import_command
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.read import clear, messages, show, wait
 from sandbox.cli.relay_cmds import chaos, queue
 from sandbox.cli.send import send
-from sandbox.cli.serve import run_serve, serve
+from sandbox.cli.sendmail_cmd import sendmail_command
+from sandbox.cli.serve import serve
 from sandbox.config import ConfigError
 from sandbox.runtime import StartupError
 from sandbox.store import StoreError
+from sandbox.tui.cli import run_up, tui, up
 
 PROG = "mail-sandbox"
 
@@ -29,16 +33,18 @@ PROG = "mail-sandbox"
 def cli(ctx: click.Context, /, **kwargs: Any) -> None:
     """A local mail sandbox: catch-all SMTP for fake domains, stored in one SQLite file.
 
-    With no command, runs the servers in the foreground (as `serve`).
+    With no command, starts every server and the TUI (as `up`).
     """
     flags = pop_common(kwargs)
     ctx.obj = {k: v for k, v in flags.items() if v is not None}
     if ctx.invoked_subcommand is None:
-        run_serve(build_config(ctx, {}))
+        run_up(build_config(ctx, {}))
 
 
 for command in (
     serve,
+    up,
+    tui,
     messages,
     show,
     wait,
@@ -49,6 +55,10 @@ for command in (
     dns_command,
     ca_command,
     config_command,
+    links_command,
+    sendmail_command,
+    import_command,
+    export_command,
 ):
     cli.add_command(command)
 
