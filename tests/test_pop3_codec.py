@@ -116,6 +116,12 @@ def test_dot_stuffing_round_trips_and_never_ends_the_reply_early(raw: bytes) -> 
     assert lines.count(b".") == 1 and lines[-2] == b"."
 
 
+@given(st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b".", b".."]), max_size=60))
+def test_dot_stuff_doubles_the_dot_at_each_line_start(parts: list[bytes]) -> None:
+    wire = to_wire(b"".join(parts))
+    assert dot_stuff(wire) == re.sub(rb"(?m)^\.", b"..", wire)
+
+
 @given(
     st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b".", b"\x00", b"\xff"]), max_size=60)
 )

@@ -194,6 +194,34 @@ def test_pipelining_answers_in_order(pop3: Pop3Harness) -> None:  # noqa: F811
     assert statuses[-1].startswith(b"+OK signing off (1 deleted")
 
 
+def test_pipelined_answers_stay_in_order_between_immediate_and_task_replies(
+    pop3: Pop3Harness,  # noqa: F811
+) -> None:
+    for n in range(4):
+        pop3.deliver(mail(f"q{n}"))
+    with socket.create_connection(pop3.address, timeout=10) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"USER larry@beta.test\r\nPASS x\r\nRETR 1\r\n")
+        assert [reader.readline()[:3] for _ in range(3)] == [b"+OK"] * 3
+        assert b"Subject: q0" in b"".join(iter(lambda: reader.readline(), b".\r\n"))
+        # Messages 2-4 are read ahead by now: RETR 2 and DELE 2 are answered where they
+        # arrive; the refusal of the second RETR 2, and everything after it, by the task.
+        sock.sendall(
+            b"RETR 2\r\nDELE 2\r\nRETR 2\r\nLIST 2\r\nRETR 3\r\nBOGUS\r\nSTAT\r\nRETR 4\r\n"
+            b"UIDL 4\r\nQUIT\r\n"
+        )
+        data = reader.read()
+    statuses = [line for line in data.split(b"\r\n") if line.startswith((b"+OK", b"-ERR"))]
+    assert [s.split(b" ")[0] for s in statuses] == [
+        b"+OK", b"+OK", b"-ERR", b"-ERR", b"+OK", b"-ERR", b"+OK", b"+OK", b"+OK", b"+OK"
+    ]  # fmt: skip
+    assert statuses[1] == b"+OK message 2 deleted"
+    assert statuses[6].startswith(b"+OK 3 ")
+    assert data.index(b"Subject: q1") < data.index(b"Subject: q2") < data.index(b"Subject: q3")
+    assert statuses[-1].startswith(b"+OK signing off (1 deleted, 3 left")
+
+
 def test_pop3_stls_with_hostname_verification(pop3: Pop3Harness) -> None:  # noqa: F811
     pop3.deliver(mail("secret"))
     box = poplib.POP3(*pop3.address, timeout=10)
@@ -215,6 +243,29 @@ def test_plaintext_sent_with_stls_is_discarded(pop3: Pop3Harness) -> None:  # no
         tls = pop3.tls.client_context().wrap_socket(raw, server_hostname="localhost")
         tls.sendall(b"PASS x\r\n")
         assert tls.recv(200) == b"-ERR send USER first, then PASS\r\n"
+        tls.close()
+
+
+def test_plaintext_read_after_stls_in_a_later_read_is_discarded(pop3: Pop3Harness) -> None:  # noqa: F811
+    """The injected line arrives in its own read, after STLS was taken for the session but
+    before the session acted on it: it must be dropped all the same."""
+    assert pop3.plain is not None
+    with socket.create_connection(pop3.address, timeout=10) as raw:
+        reader = raw.makefile("rb")
+        assert reader.readline().startswith(b"+OK")
+        [connection] = pop3.plain.connections
+
+        async def two_reads() -> None:  # back to back, with no pass of the loop between
+            connection.data_received(b"STLS\r\n")
+            connection.data_received(b"USER injected@beta.test\r\n")
+
+        pop3.call(two_reads)
+        assert reader.readline() == b"+OK begin TLS negotiation\r\n"
+        tls = pop3.tls.client_context().wrap_socket(raw, server_hostname="localhost")
+        tls.sendall(b"PASS x\r\n")
+        assert tls.recv(200) == b"-ERR send USER first, then PASS\r\n"
+        tls.sendall(b"QUIT\r\n")
+        assert tls.recv(200).startswith(b"+OK")
         tls.close()
 
 

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sandbox.config import Account, Config, load_config
 from sandbox.events import EntriesCopied, EntriesExpunged, Event, EventBus, MessagesMoved
-from sandbox.pop3.backend import StorePop3Backend, apop_digest
+from sandbox.pop3.backend import FETCH_BATCH, StorePop3Backend, apop_digest
 from sandbox.pop3.codec import NeedData, Pop3Codec, to_wire
 from sandbox.pop3.session import Pop3Session, Pop3Settings, State
 from sandbox.store import INBOX, TRASH, Copy, MessageFilter, NewMessage, SqliteStore
@@ -26,13 +26,18 @@ LARRY = "larry@beta.test"
 
 
 class Transcript:
-    """Send lines through the codec into a session; get back every reply byte."""
+    """Send lines through the codec into a session; get back every reply byte.
+
+    Like the server, it takes the reply from ``handle_now`` when there is one, and awaits
+    ``handle`` otherwise; ``immediate`` counts the former.
+    """
 
     def __init__(self, session: Pop3Session) -> None:
         self.session = session
         self.codec = Pop3Codec(session.settings.max_line)
         self.closed = False
         self.start_tls = False
+        self.immediate = 0
 
     async def send_bytes(self, data: bytes) -> bytes:
         self.codec.receive_data(data)
@@ -41,7 +46,12 @@ class Transcript:
             item = self.codec.next_command()
             if isinstance(item, NeedData):
                 break
-            reply = await self.session.handle(item)
+            reply = self.session.handle_now(item)
+            if reply is None:
+                reply = await self.session.handle(item)
+            else:
+                self.immediate += 1
+                assert not reply.close and not reply.start_tls
             out += reply.data
             self.closed = reply.close
             self.start_tls = reply.start_tls
@@ -416,6 +426,70 @@ async def test_wire_size_computed_in_sql_matches_the_bytes_sent(
     for entry in drop.entries:
         assert entry.size == len(to_wire(fetched[entry.entry_id])), fetched[entry.entry_id]
     await drop.close()
+
+
+async def test_a_download_in_order_reads_ahead_and_never_waits_for_the_store(
+    store: SqliteStore, backend: StorePop3Backend
+) -> None:
+    count = FETCH_BATCH * 2 + 20
+    for n in range(count):
+        await deliver(store, mail(f"m{n}", "." * (n % 3) + "body\r\n"))
+    t = session(backend)
+    await login(t)
+    fetches: list[int] = []
+    maildrop = t.session._maildrop
+    assert maildrop is not None
+    fetch = maildrop.fetch
+
+    async def counted(ids: Sequence[int]) -> Mapping[int, bytes]:
+        fetches.append(len(ids))
+        return await fetch(ids)
+
+    maildrop.fetch = counted  # type: ignore[method-assign]
+    assert (await t.send("LIST")).count(b"\r\n") == count + 2
+    assert t.immediate == 1
+    for n in range(1, count + 1):
+        if n % 7 == 0:
+            assert await t.send(f"DELE {n}") == f"+OK message {n} deleted\r\n".encode()
+            continue
+        reply = await t.send(f"RETR {n}")
+        assert f"Subject: m{n - 1}\r\n".encode() in reply
+        dots = b"." * ((n - 1) % 3)
+        assert reply.endswith(b"\r\n" + (b"." + dots if dots else b"") + b"body\r\n.\r\n")
+        if t.session._ahead is not None:  # a client takes longer than the store
+            await asyncio.wait([t.session._ahead])
+    assert fetches == [FETCH_BATCH, FETCH_BATCH, 20], "each message read once, in batches"
+    assert t.immediate == 1 + count - 1, "only the first RETR waited for the store"
+    # Out of order, and again: read from there on, and still right.
+    for n in (count, 3, 2, count - 2, 1):
+        assert f"Subject: m{n - 1}\r\n".encode() in await t.send(f"RETR {n}")
+    assert (await t.send(f"TOP {count - 3} 0")).endswith(b"\r\n\r\n.\r\n")
+    assert (await t.send("QUIT")).startswith(b"+OK signing off (")
+
+
+@pytest.mark.parametrize("ending", ["QUIT", "dropped"])
+async def test_retrievals_are_journaled_during_the_download_and_all_written_at_the_end(
+    store: SqliteStore, backend: StorePop3Backend, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    monkeypatch.setattr("sandbox.pop3.session.JOURNAL_BATCH", 5)
+    for n in range(25):  # five runs of five: the last one leaves nothing for close()
+        await deliver(store, mail(f"j{n}"))
+    t = session(backend)
+    await login(t)
+    for n in [*range(1, 26), 3, 7]:
+        assert (await t.send(f"RETR {n}")).startswith(b"+OK")
+    await t.send("DELE 2")
+    if ending == "QUIT":
+        assert (await t.send("QUIT")).startswith(b"+OK signing off (1 deleted, 24 left")
+    else:
+        await t.session.close()
+    records = await store.list_messages()
+    assert len(records) == 25
+    for record in records:
+        outcomes = [(h.step, h.outcome) for h in await store.journey(record.message_id)]
+        assert outcomes.count(("pop3", "retrieved")) == 1, (record.subject, outcomes)
+        deleted = ending == "QUIT" and record.subject == "j1"
+        assert (("pop3", "deleted") in outcomes) == deleted
 
 
 # --- property tests: nothing the peer sends escapes the session --------------------------

@@ -194,14 +194,35 @@ class _Handler:
                     parser.expect_raw_line()
                 if session.starttls_requested and self.starttls_context is not None:
                     session.starttls_requested = False
-                    # RFC 3501 §6.2.1: anything sent before the handshake is discarded.
-                    parser.clear()
-                    await writer.start_tls(self.starttls_context)
+                    await self._start_tls(reader, writer, parser, self.starttls_context)
                     session.tls = True
             data = await self._read(reader, session)
             if not data:
                 return
             parser.receive_data(data)
+
+    @staticmethod
+    async def _start_tls(
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        parser: Parser,
+        context: ssl.SSLContext,
+    ) -> None:
+        """Upgrade after "OK Begin TLS", acting on nothing the client sent before it.
+
+        RFC 3501 §6.2.1 and RFC 2595 §3.1 (the STARTTLS command-injection bugs): bytes
+        sent in plaintext after STARTTLS may be in the parser, in the StreamReader's
+        buffer, or not read yet. Reading stops first, so that nothing moves between
+        those; the first two are dropped; the third reach the TLS layer, which refuses
+        them as a handshake.
+        """
+        transport = writer.transport
+        if not isinstance(transport, asyncio.ReadTransport):
+            raise ConnectionError("STARTTLS needs a socket transport")
+        transport.pause_reading()  # start_tls resumes it under TLS
+        parser.clear()
+        _discard_buffered(reader)
+        await writer.start_tls(context)
 
     async def _read(self, reader: asyncio.StreamReader, session: Session) -> bytes:
         """Wait for input; while IDLE, also for changes to tell the client at once."""
@@ -231,3 +252,13 @@ class _Handler:
         finally:
             if not read.done():
                 read.cancel()
+
+
+def _discard_buffered(reader: asyncio.StreamReader) -> None:
+    """Drop what a StreamReader holds. asyncio has no public call for it; its buffer is
+    the bytearray ``_buffer`` in every CPython since 3.4. Should that change, end the
+    connection rather than risk answering injected plaintext under TLS."""
+    buffer = getattr(reader, "_buffer", None)
+    if not isinstance(buffer, bytearray):
+        raise ConnectionError("cannot discard the plaintext read before STARTTLS")
+    buffer.clear()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import aiosqlite
 
@@ -26,14 +27,16 @@ ALL_USER = "all"
 # clients download in order; bounded in bytes so a run of large messages stays cheap.
 FETCH_BATCH = 64
 FETCH_BATCH_BYTES = 4 * 1024 * 1024
+# Retrievals are written to the journeys in runs of this many while a download goes on,
+# so that QUIT has only the last few left to write.
+JOURNAL_BATCH = 256
 
 
 class MaildropInUse(Exception):
     """Another session holds this maildrop (RFC 2449 §8.1.1 [IN-USE])."""
 
 
-@dataclass(frozen=True)
-class MaildropEntry:
+class MaildropEntry(NamedTuple):  # a tuple: 10,000 of them are made at each login
     entry_id: int
     uid: int
     uidvalidity: int
@@ -49,6 +52,11 @@ class Maildrop(Protocol):
 
     async def fetch(self, entry_ids: Sequence[int]) -> Mapping[int, bytes]:
         """Raw messages by entry id; ids removed meanwhile (by IMAP) are left out."""
+        ...
+
+    def note_retrieved(self, entry_ids: Sequence[int]) -> None:
+        """Record these retrievals in the journeys in the background; ``close`` waits
+        for them, so they are written by the time it returns."""
         ...
 
     async def close(self, *, deleted: Sequence[int] = (), retrieved: Sequence[int] = ()) -> int:
@@ -81,7 +89,8 @@ def canonical_user(user: str) -> str:
 
 # Octets on the wire without reading the blobs into Python: every bare LF becomes CRLF
 # (one more octet each) and a message not ending in LF gets CRLF appended. Must agree with
-# codec.to_wire; a property test checks it.
+# codec.to_wire; a property test checks it. It reads every blob (~100 ms for 10,000
+# messages), so the backend keeps each message's result: a message never changes.
 _WIRE_SIZE = (
     "length(m.raw)"
     " + (length(m.raw) - length(CAST(replace(m.raw, x'0a', x'') AS BLOB)))"
@@ -89,11 +98,16 @@ _WIRE_SIZE = (
     " + CASE WHEN length(m.raw) > 0 AND substr(m.raw, -1, 1) <> x'0a' THEN 2 ELSE 0 END"
 )
 _LIST_SQL = (
-    "SELECT e.id, e.uid, f.uidvalidity, {size}, e.message_id"
+    "SELECT e.id, e.uid, f.uidvalidity, e.message_id"
     " FROM entries e JOIN folders f ON f.id = e.folder_id"
-    " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
+    " JOIN mailboxes mb ON mb.id = f.mailbox_id"
     " WHERE f.name = 'INBOX' {where} ORDER BY e.id"
 )
+_SIZES_SQL = (
+    f"SELECT m.id, {_WIRE_SIZE} FROM messages m WHERE m.id IN (SELECT value FROM json_each(?))"
+)
+# Wire sizes kept, at most: about 100 bytes each.
+MAX_SIZES_KEPT = 500_000
 
 
 class StorePop3Backend:
@@ -104,6 +118,7 @@ class StorePop3Backend:
         self.bus = bus
         self._accounts = {normalize_address(a.address): a.password for a in config.accounts}
         self._locked: set[str] = set()
+        self._wire_sizes: dict[int, int] = {}  # by message id
 
     def check_login(self, user: str, password: str) -> bool:
         if not self._accounts:
@@ -128,16 +143,31 @@ class StorePop3Backend:
         try:
             params: tuple[str, ...] = ()
             if name == ALL_USER:
-                sql = _LIST_SQL.format(size=_WIRE_SIZE, where="")
+                sql = _LIST_SQL.format(where="")
             else:
-                sql = _LIST_SQL.format(size=_WIRE_SIZE, where="AND mb.address = ?")
+                sql = _LIST_SQL.format(where="AND mb.address = ?")
                 params = (name,)
             rows = await self.store.fetchall(sql, params)
+            sizes = await self._sizes([r[3] for r in rows])
         except BaseException:
             self._locked.discard(name)
             raise
-        entries = [MaildropEntry(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        entries = [MaildropEntry(r[0], r[1], r[2], sizes[r[3]], r[3]) for r in rows]
         return StoreMaildrop(self, name, entries)
+
+    async def _sizes(self, message_ids: list[int]) -> dict[int, int]:
+        """Wire sizes by message id: computed in SQL once per message, then remembered."""
+        known = self._wire_sizes
+        missing = [m for m in message_ids if m not in known]
+        if missing:
+            rows = await self.store.fetchall(_SIZES_SQL, (json.dumps(missing),))
+            if len(known) + len(rows) > MAX_SIZES_KEPT:
+                known.clear()  # deleted messages' sizes go too
+            known.update((int(r[0]), int(r[1])) for r in rows)
+            for m in missing:
+                if m not in known:  # deleted meanwhile: LIST shows it, RETR says it is gone
+                    known[m] = 0
+        return known
 
     def _release(self, name: str) -> None:
         self._locked.discard(name)
@@ -149,6 +179,7 @@ class StoreMaildrop:
         self.user = user
         self.entries: Sequence[MaildropEntry] = entries
         self._closed = False
+        self._noted = False  # note_retrieved queued writes: close waits for them
 
     async def fetch(self, entry_ids: Sequence[int]) -> Mapping[int, bytes]:
         rows = await self._backend.store.fetchall(
@@ -158,12 +189,18 @@ class StoreMaildrop:
         )
         return {int(r[0]): bytes(r[1]) for r in rows}
 
+    def note_retrieved(self, entry_ids: Sequence[int]) -> None:
+        # The store has one writer, first come first served: close's own write commits
+        # after this one.
+        self._backend.store.write_later(_update_job(self.user, (), list(entry_ids)))
+        self._noted = True
+
     async def close(self, *, deleted: Sequence[int] = (), retrieved: Sequence[int] = ()) -> int:
         if self._closed:
             return 0
         self._closed = True
         try:
-            if not deleted and not retrieved:
+            if not deleted and not retrieved and not self._noted:
                 return 0
             moves = await self._backend.store.write(_update_job(self.user, deleted, retrieved))
             if moves and self._backend.bus is not None:
@@ -177,17 +214,18 @@ def _update_job(
     user: str, deleted: Sequence[int], retrieved: Sequence[int]
 ) -> Callable[[aiosqlite.Connection], Awaitable[list[Move]]]:
     async def job(conn: aiosqlite.Connection) -> list[Move]:
-        hops: list[tuple[Any, ...]] = []
         if retrieved:  # before the move, while the entries still have their INBOX ids
-            rows = await conn.execute_fetchall(
-                "SELECT e.message_id, mb.address FROM entries e"
+            # One statement for a whole download: as _hop would write them, one at a time.
+            await conn.execute(
+                "INSERT INTO hops (message_id, at, step, outcome, detail)"
+                " SELECT e.message_id, ?, 'pop3', 'retrieved',"
+                " json_object('mailbox', mb.address, 'user', ?) FROM entries e"
                 " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
-                " WHERE e.id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(retrieved)),),
+                " WHERE e.id IN (SELECT value FROM json_each(?)) ORDER BY e.id",
+                (time.time(), user, json.dumps(list(retrieved))),
             )
-            hops += [_hop(r[0], r[1], user, "retrieved") for r in rows]
         moves = await _move_to_trash(conn, list(deleted)) if deleted else []
-        hops += [_hop(m.message_id, m.mailbox, user, "deleted", folder=TRASH) for m in moves]
+        hops = [_hop(m.message_id, m.mailbox, user, "deleted", folder=TRASH) for m in moves]
         if hops:
             await conn.executemany(
                 "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",

@@ -17,7 +17,6 @@ from typing import Final
 DEFAULT_MAX_LINE: Final = 512
 CRLF: Final = b"\r\n"
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -121,9 +120,9 @@ def to_wire(raw: bytes) -> bytes:
 
 def dot_stuff(wire: bytes) -> bytes:
     """RFC 1939 §3: a line that starts with "." gets one more; ``wire`` has CRLF endings."""
-    if wire.startswith(b".") or b"\n." in wire:
-        return _LEADING_DOT.sub(b"..", wire)
-    return wire
+    if b"\n." in wire:
+        wire = wire.replace(b"\n.", b"\n..")  # every line but the first starts after LF
+    return b"." + wire if wire.startswith(b".") else wire
 
 
 def multiline(body: bytes | Iterable[bytes], first: bytes = b"+OK\r\n") -> bytes:

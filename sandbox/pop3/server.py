@@ -5,6 +5,12 @@ are answered in order, RFC 2449 §6.6), waits for more data only when the codec 
 and pauses reading while too much input is buffered and writing while the peer is slow.
 Failures the session did not foresee end here, in one place: ``-ERR [SYS/TEMP]`` and a
 close, while the server goes on serving everyone else.
+
+While that task waits for input, ``data_received`` answers on the spot the commands the
+session can answer from memory (``Pop3Session.handle_now``: LIST, UIDL, RETR of a message
+read ahead, ...), which saves a pass through the event loop per command; the first
+command that needs the task is handed to it, with everything after it, so the order
+holds.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from sandbox.pop3.backend import Pop3Backend
-from sandbox.pop3.codec import NeedData, Pop3Codec, err
+from sandbox.pop3.codec import Command, LineTooLong, NeedData, Pop3Codec, err
 from sandbox.pop3.session import Pop3Session, Pop3Settings
 
 log = logging.getLogger(__name__)
@@ -100,6 +106,8 @@ class Pop3Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         # The task waits on this future for input; data_received resolves it.
         self._waiter: asyncio.Future[None] | None = None
+        # A command data_received took from the codec but left to the task; it goes first.
+        self._next: Command | LineTooLong | None = None
         self._last_input = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_expired = False
@@ -134,11 +142,32 @@ class Pop3Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._codec.receive_data(data)
+        self._last_input = self._loop.time()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and not self._answer_now():
+            return  # every command answered; the task goes on waiting
         if self._codec.buffered > READ_HIGH_WATER and self._transport is not None:
             self._transport.pause_reading()
             self._reading_paused = True
-        self._last_input = self._loop.time()
         self._wake()
+
+    def _answer_now(self) -> bool:
+        """Answer here what needs no I/O, in order; True when the task has work left."""
+        session, transport = self.session, self._transport
+        assert session is not None and transport is not None
+        while self._can_write.is_set() and not transport.is_closing():
+            item = self._codec.next_command()
+            if isinstance(item, NeedData):
+                return False
+            try:
+                reply = session.handle_now(item)
+            except Exception:  # the task meets it again and ends the session, as always
+                reply = None
+            if reply is None:
+                self._next = item
+                return True
+            transport.write(reply.data)
+        return True  # the peer reads slowly: the task writes the rest as it drains
 
     def eof_received(self) -> bool | None:
         self._ended = True
@@ -175,7 +204,8 @@ class Pop3Connection(asyncio.Protocol):
         try:
             self._write(session.greeting())
             while True:
-                item = self._codec.next_command()
+                pending, self._next = self._next, None
+                item = pending or self._codec.next_command()
                 if isinstance(item, NeedData):
                     if not await self._wait_for_data():
                         break
@@ -239,8 +269,11 @@ class Pop3Connection(asyncio.Protocol):
         """Upgrade after "+OK"; False when the handshake fails (the connection ends)."""
         assert self._starttls_context is not None and self._transport is not None
         # RFC 2595 §4 (and RFC 3207 §4.2): nothing the client sent before the handshake
-        # is acted on after it, so a command injected in plaintext is dropped here.
+        # is acted on after it, so a command injected in plaintext is dropped here. There
+        # is no StreamReader: every byte read is in the codec (or, taken out of it ahead
+        # of the task, in _next), and start_tls stops reading before anything can await.
         self._codec.discard_buffer()
+        self._next = None
         loop = asyncio.get_running_loop()
         try:
             new = await loop.start_tls(

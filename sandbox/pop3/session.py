@@ -12,18 +12,28 @@ AUTHORIZATION just closes.
 Both are checked before a command reaches its ``do_<name>`` method, so those methods only
 handle commands that are legal where they are. Errors are exceptions that carry their
 own ``-ERR`` reply; the session renders them in ``handle``.
+
+Most of a download needs no I/O: LIST, UIDL, STAT, DELE and a RETR of a message already
+read ahead are answered from memory. ``handle_now`` gives those replies synchronously so
+that the adapter can answer where the bytes arrive, without a pass through the event
+loop; everything else (and every refusal) goes through ``handle``. The ``do_<name>``
+methods of those commands are plain functions, and every handler raises its refusals
+before it changes anything, so a command that ``handle_now`` gave up on is handled
+afresh by ``handle``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import enum
 import itertools
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,6 +41,7 @@ from sandbox.pop3.backend import (
     ALL_USER,
     FETCH_BATCH,
     FETCH_BATCH_BYTES,
+    JOURNAL_BATCH,
     Maildrop,
     MaildropEntry,
     MaildropInUse,
@@ -77,6 +88,19 @@ TRANSITIONS: Final[Mapping[tuple[State, str], State]] = {
     (_U, "dropped"): _C,
 }
 KNOWN_COMMANDS: Final = frozenset().union(*ALLOWED.values())
+# TRANSACTION commands that ``handle_now`` may answer from memory (RETR and TOP only when
+# the message was read ahead); each is a plain function on the session.
+IMMEDIATE: Final = {
+    "STAT": "do_stat",
+    "LIST": "do_list",
+    "UIDL": "do_uidl",
+    "DELE": "do_dele",
+    "RSET": "do_rset",
+    "NOOP": "do_noop",
+    "CAPA": "do_capa",
+    "RETR": "retr_now",
+    "TOP": "top_now",
+}
 
 
 @dataclass(frozen=True)
@@ -163,8 +187,11 @@ class Pop3Session:
         self._maildrop: Maildrop | None = None
         self._entries: Sequence[MaildropEntry] = ()
         self._deleted: set[int] = set()  # message numbers marked by DELE
-        self._retrieved: dict[int, None] = {}  # entry ids, in order, for the journeys
+        self._retrieved: set[int] = set()  # entry ids, for the journeys
+        self._unjournaled: list[int] = []  # retrieved, not yet handed to note_retrieved
         self._cache: dict[int, bytes] = {}  # read-ahead of raw messages by entry id
+        self._ahead: asyncio.Future[Mapping[int, bytes]] | None = None  # the next batch
+        self._ahead_from = 1  # the message number the next read-ahead starts at
 
     def greeting(self) -> bytes:
         return ok(f"{self.settings.implementation} POP3 ready {self.timestamp}")
@@ -176,6 +203,22 @@ class Pop3Session:
         self._sasl_pending = False
 
     # --- the one entry point ----------------------------------------------------------
+
+    def handle_now(self, item: Command | LineTooLong) -> Reply | None:
+        """The reply to ``item`` when it can be made from memory at once, else None and
+        nothing changed: then ``await handle(item)`` answers it (refusals included)."""
+        if (
+            self.state is not State.TRANSACTION
+            or self._sasl_pending
+            or not isinstance(item, Command)
+            or item.name not in IMMEDIATE
+        ):
+            return None
+        handler: Callable[[Command], Reply | None] = getattr(self, IMMEDIATE[item.name])
+        try:
+            return handler(item)
+        except Pop3Error:
+            return None  # the budget, closing: all in handle(), which meets the same error
 
     async def handle(self, item: Command | LineTooLong) -> Reply:
         if self.state in (State.UPDATE, State.CLOSED):
@@ -218,9 +261,10 @@ class Pop3Session:
             raise BadCommand(self._wrong_state(name))
         if self._pending_user is not None and name != "PASS":
             self._pending_user = None  # RFC 1939 §7: PASS only right after USER
+        handler: Callable[[Command], Reply | Awaitable[Reply]]
         handler = getattr(self, f"do_{name.lower()}")
-        reply: Reply = await handler(command)
-        return reply
+        reply = handler(command)
+        return reply if isinstance(reply, Reply) else await reply
 
     def _wrong_state(self, name: str) -> str:
         if self.state is State.AUTHORIZATION:
@@ -326,7 +370,7 @@ class Pop3Session:
 
     # --- both states ------------------------------------------------------------------
 
-    async def do_capa(self, command: Command) -> Reply:
+    def do_capa(self, command: Command) -> Reply:
         caps = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING"]
         if self.state is State.AUTHORIZATION:
             caps += [b"USER", b"SASL PLAIN"]
@@ -344,7 +388,7 @@ class Pop3Session:
         deleted = [self._entries[n - 1].entry_id for n in sorted(self._deleted)]
         try:
             if maildrop is not None:
-                await maildrop.close(deleted=deleted, retrieved=list(self._retrieved))
+                await maildrop.close(deleted=deleted, retrieved=self._unjournaled)
         except Exception:
             self._move("updated")
             raise ServerFailure(
@@ -360,12 +404,13 @@ class Pop3Session:
 
     async def close(self) -> None:
         """End the session without UPDATE (connection dropped, timeout); idempotent."""
+        self._stop_read_ahead()
         maildrop, self._maildrop = self._maildrop, None
         if self.state is not State.CLOSED:
             self._move("dropped")
         if maildrop is not None:
             try:
-                await maildrop.close(retrieved=list(self._retrieved))
+                await maildrop.close(retrieved=self._unjournaled)
             except Exception:  # the lock is released all the same; only journeys are lost
                 log.exception("POP3: could not record the retrievals of %s", self.user)
 
@@ -393,12 +438,12 @@ class Pop3Session:
             raise BadCommand(f"usage: {usage}")
         return command.args
 
-    async def do_stat(self, command: Command) -> Reply:
+    def do_stat(self, command: Command) -> Reply:
         self._args(command, 0, 0, "STAT")
         count, octets = self._stat()
         return Reply(ok(f"{count} {octets}"))
 
-    async def do_list(self, command: Command) -> Reply:
+    def do_list(self, command: Command) -> Reply:
         args = self._args(command, 0, 1, "LIST [message number]")
         if args:
             number, entry = self._message(args[0])
@@ -409,7 +454,7 @@ class Pop3Session:
         ]
         return Reply(multiline(lines, ok(f"{count} messages ({octets} octets)")))
 
-    async def do_uidl(self, command: Command) -> Reply:
+    def do_uidl(self, command: Command) -> Reply:
         args = self._args(command, 0, 1, "UIDL [message number]")
         if args:
             number, entry = self._message(args[0])
@@ -422,71 +467,140 @@ class Pop3Session:
         return Reply(multiline(lines, ok("unique-id listing follows")))
 
     async def do_retr(self, command: Command) -> Reply:
+        number, entry = self._retr_target(command)
+        return self._retr_reply(entry, await self._raw(number, entry))
+
+    def retr_now(self, command: Command) -> Reply | None:
+        _, entry = self._retr_target(command)
+        raw = self._cached(entry)
+        return None if raw is None else self._retr_reply(entry, raw)
+
+    def _retr_target(self, command: Command) -> tuple[int, MaildropEntry]:
         args = self._args(command, 1, 1, "RETR message number")
-        number, entry = self._message(args[0])
-        raw = await self._raw(number, entry)
-        self._retrieved[entry.entry_id] = None
+        return self._message(args[0])
+
+    def _retr_reply(self, entry: MaildropEntry, raw: bytes) -> Reply:
+        if entry.entry_id not in self._retrieved:
+            self._retrieved.add(entry.entry_id)
+            self._unjournaled.append(entry.entry_id)
+            if len(self._unjournaled) >= JOURNAL_BATCH and self._maildrop is not None:
+                self._maildrop.note_retrieved(self._unjournaled)
+                self._unjournaled = []
         # The size said here is the one LIST gave: CRLF endings, before dot-stuffing. When
         # it equals the stored length the message is already in wire form (no bare LF,
         # ending in CRLF): skip scanning it again.
         wire = raw if entry.size == len(raw) else to_wire(raw)
-        return Reply(b"+OK %d octets\r\n" % entry.size + dot_stuff(wire) + b".\r\n")
+        return Reply(b"".join((b"+OK %d octets\r\n" % entry.size, dot_stuff(wire), b".\r\n")))
 
     async def do_top(self, command: Command) -> Reply:
+        number, entry, lines = self._top_target(command)
+        return self._top_reply(await self._raw(number, entry), lines)
+
+    def top_now(self, command: Command) -> Reply | None:
+        _, entry, lines = self._top_target(command)
+        raw = self._cached(entry)
+        return None if raw is None else self._top_reply(raw, lines)
+
+    def _top_target(self, command: Command) -> tuple[int, MaildropEntry, int]:
         args = self._args(command, 2, 2, "TOP message number, number of body lines")
         number, entry = self._message(args[0])
         if not args[1].isdigit() or not args[1].isascii():
             raise BadCommand(f'"{args[1][:20]}" is not a number of lines (0 or more)')
-        raw = await self._raw(number, entry)
-        return Reply(
-            b"+OK top of message follows\r\n" + dot_stuff(top(raw, int(args[1]))) + b".\r\n"
-        )
+        return number, entry, int(args[1])
 
-    async def do_dele(self, command: Command) -> Reply:
+    def _top_reply(self, raw: bytes, lines: int) -> Reply:
+        return Reply(b"+OK top of message follows\r\n" + dot_stuff(top(raw, lines)) + b".\r\n")
+
+    def do_dele(self, command: Command) -> Reply:
         args = self._args(command, 1, 1, "DELE message number")
         number, entry = self._message(args[0])
         self._deleted.add(number)
         self._cache.pop(entry.entry_id, None)
         return Reply(ok(f"message {number} deleted"))
 
-    async def do_rset(self, command: Command) -> Reply:
+    def do_rset(self, command: Command) -> Reply:
         self._args(command, 0, 0, "RSET")
         self._deleted.clear()
         count, octets = self._stat()
         return Reply(ok(f"maildrop has {count} messages ({octets} octets)"))
 
-    async def do_noop(self, command: Command) -> Reply:
+    def do_noop(self, command: Command) -> Reply:
         self._args(command, 0, 0, "NOOP")
         return Reply(ok())
 
+    def _cached(self, entry: MaildropEntry) -> bytes | None:
+        """The raw message if it was read ahead; keeps the read-ahead going."""
+        raw = self._cache.pop(entry.entry_id, None)
+        if raw is not None and len(self._cache) <= FETCH_BATCH // 2 and self._ahead is None:
+            self._read_ahead()
+        return raw
+
     async def _raw(self, number: int, entry: MaildropEntry) -> bytes:
         """The raw message, read ahead in batches: clients fetch in order."""
-        raw = self._cache.pop(entry.entry_id, None)
+        raw = self._cached(entry)
+        if raw is None and self._ahead is not None:
+            with contextlib.suppress(Exception):  # the fetch below says what went wrong
+                self._cache.update(await self._ahead)
+            raw = self._cached(entry)
         if raw is not None:
             return raw
-        batch: list[int] = []
-        octets = 0
-        for n in range(number, len(self._entries) + 1):
-            if n in self._deleted:
-                continue
-            ahead = self._entries[n - 1]
-            if batch and (len(batch) >= FETCH_BATCH or octets + ahead.size > FETCH_BATCH_BYTES):
-                break
-            batch.append(ahead.entry_id)
-            octets += ahead.size
+        self._stop_read_ahead()  # out of order: read from here on instead
+        batch, self._ahead_from = self._batch(number)
         assert self._maildrop is not None  # TRANSACTION always has one
         try:
             fetched = await self._maildrop.fetch(batch)
         except Exception:
             raise ServerFailure("the sandbox could not read its store; try again") from None
         self._cache = dict(fetched)
-        raw = self._cache.pop(entry.entry_id, None)
+        raw = self._cached(entry)
         if raw is None:
             raise Refused(
                 f"message {number} was removed by another client since login; QUIT and log"
                 " in again to see the current maildrop"
             )
         return raw
+
+    def _batch(self, start: int) -> tuple[list[int], int]:
+        """Entry ids of the messages not deleted from ``start`` on, as many as one read
+        takes; and the number after the last one."""
+        batch: list[int] = []
+        octets = 0
+        number = start
+        while number <= len(self._entries):
+            if number not in self._deleted:
+                ahead = self._entries[number - 1]
+                if batch and (len(batch) >= FETCH_BATCH or octets + ahead.size > FETCH_BATCH_BYTES):
+                    break
+                batch.append(ahead.entry_id)
+                octets += ahead.size
+            number += 1
+        return batch, number
+
+    def _read_ahead(self) -> None:
+        """Start reading the next batch while the client still downloads this one, so
+        that a download in order never waits for the store (and RETR needs no I/O)."""
+        if self._maildrop is None or self._ahead_from > len(self._entries):
+            return
+        batch, self._ahead_from = self._batch(self._ahead_from)
+        if not batch:
+            return
+        ahead = asyncio.ensure_future(self._maildrop.fetch(batch))
+        self._ahead = ahead
+
+        def done(future: asyncio.Future[Mapping[int, bytes]]) -> None:
+            if self._ahead is future:
+                self._ahead = None
+                if not future.cancelled() and future.exception() is None:
+                    self._cache.update(future.result())
+            elif not future.cancelled():
+                future.exception()  # retrieved: a failure shows at the next read instead
+
+        ahead.add_done_callback(done)
+
+    def _stop_read_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
 
 
 def _uidl(entry: MaildropEntry) -> str:

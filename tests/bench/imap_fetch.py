@@ -2,16 +2,20 @@
 
 The server runs in its own process (``--serve``: fill a data file, start the IMAP
 listener, print one JSON ready line); this process is only the client. Figures are the
-median of ``--runs`` runs. With ``--dovecot`` and a ``dovecot`` binary on PATH the same
-client runs against Dovecot too, for a side-by-side yardstick.
+median of ``--runs`` runs; ``header_fetch_first_s`` is the first (cold) one. With
+``--dovecot`` the same messages are served from a Maildir by a throwaway, unprivileged
+Dovecot (``dovecot -F`` on free ports, stopped at the end; the harness is shared with
+pop3_download.py), the runs alternate between the two servers so that noise from the
+rest of the machine hits both alike, and the ratios are sandbox / Dovecot.
 
-    python tests/bench/imap_fetch.py --messages 10000 --runs 5
+    python tests/bench/imap_fetch.py --messages 10000 --runs 5 [--dovecot]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import imaplib
 import json
 import os
@@ -26,6 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pop3_download import DOVECOT_MISSING, Dovecot  # noqa: E402  (the shared harness)
+
 # mbsync's own cost is one file per message; on an overlay or ext4 disk its openat() calls
 # take longer than the whole IMAP exchange, so the Maildir goes to tmpfs when there is one.
 MAILDIR_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -140,28 +147,42 @@ def time_mbsync(host: str, port: int, work: Path) -> float:
     return elapsed
 
 
-def measure(name: str, host: str, port: int, runs: int, work: Path) -> None:
-    selects, fetches, syncs = [], [], []
-    count = 0
+def measure(servers: dict[str, tuple[str, int]], runs: int, work: Path) -> None:
+    """Alternate between the servers, run by run; print each one's medians, then ratios."""
+    times: dict[str, dict[str, list[float]]] = {
+        name: {"select": [], "fetch": [], "mbsync": []} for name in servers
+    }
+    counts: dict[str, int] = {}
     for _ in range(runs):
-        selected, fetched, count = time_fetch(host, port)
-        selects.append(selected)
-        fetches.append(fetched)
-        syncs.append(time_mbsync(host, port, work))
-    print(
-        json.dumps(
-            {
-                "server": name,
-                "messages": count,
-                "select_s": round(statistics.median(selects), 4),
-                "header_fetch_s": round(statistics.median(fetches), 4),
-                "header_fetch_first_s": round(fetches[0], 4),
-                "mbsync_s": round(statistics.median(syncs), 4),
-                "maildir_on": MAILDIR_ROOT or tempfile.gettempdir(),
-                "runs": runs,
-            }
-        )
-    )
+        for name, (host, port) in servers.items():
+            selected, fetched, counts[name] = time_fetch(host, port)
+            times[name]["select"].append(selected)
+            times[name]["fetch"].append(fetched)
+        for name, (host, port) in servers.items():
+            times[name]["mbsync"].append(time_mbsync(host, port, work))
+    rows = {}
+    for name, t in times.items():
+        rows[name] = {
+            "server": name,
+            "messages": counts[name],
+            "select_s": round(statistics.median(t["select"]), 4),
+            "header_fetch_s": round(statistics.median(t["fetch"]), 4),
+            "header_fetch_first_s": round(t["fetch"][0], 4),
+            "header_fetch_runs": [round(f, 3) for f in t["fetch"]],
+            "mbsync_s": round(statistics.median(t["mbsync"]), 4),
+            "maildir_on": MAILDIR_ROOT or tempfile.gettempdir(),
+            "runs": runs,
+        }
+        print(json.dumps(rows[name]))
+    if "dovecot" in rows:
+        ours, theirs = rows["mail-sandbox"], rows["dovecot"]
+        keys = ("select_s", "header_fetch_s", "header_fetch_first_s", "mbsync_s")
+        print(json.dumps({f"ratio_{k}": _ratio(ours[k], theirs[k]) for k in keys}))
+
+
+def _ratio(a: object, b: object) -> float | None:
+    assert isinstance(a, float) and isinstance(b, float)
+    return round(a / b, 2) if b else None
 
 
 def main() -> None:
@@ -170,12 +191,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--data", help="reuse this data file (filled on first use)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--dovecot", action="store_true", help="also measure a local dovecot")
+    parser.add_argument("--dovecot", action="store_true", help="also measure Dovecot, side by side")
     args = parser.parse_args()
     if args.serve:
         serve(args.data, args.messages)
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.dovecot and shutil.which("dovecot") is None:
+        raise SystemExit(DOVECOT_MISSING)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         data = args.data or str(work / "bench.sqlite3")
         proc = subprocess.Popen(
@@ -184,56 +207,22 @@ def main() -> None:
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        try:
-            assert proc.stdout is not None
-            ready = json.loads(proc.stdout.readline())
-            host, port = ready["imap"]
-            measure("mail-sandbox", host, port, args.runs, work)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        stack.callback(_stop, proc)
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        servers = {"mail-sandbox": (str(ready["imap"][0]), int(ready["imap"][1]))}
         if args.dovecot:
-            measure_dovecot(args.messages, args.runs, work)
+            rng = random.Random(7)  # the same messages as serve() stores
+            dovecot = stack.enter_context(
+                Dovecot([realistic(i, rng) for i in range(args.messages)])
+            )
+            servers["dovecot"] = ("127.0.0.1", dovecot.imap_port)
+        measure(servers, args.runs, work)
 
 
-def measure_dovecot(messages: int, runs: int, work: Path) -> None:
-    """A throwaway dovecot on a Maildir of the same messages (only if it is installed)."""
-    binary = shutil.which("dovecot")
-    if binary is None:
-        print(json.dumps({"server": "dovecot", "skipped": "dovecot is not installed"}))
-        return
-    home = work / "dovecot"
-    maildir = home / "Maildir"
-    for sub in ("cur", "new", "tmp"):
-        (maildir / sub).mkdir(parents=True, exist_ok=True)
-    rng = random.Random(7)
-    for i in range(messages):
-        (maildir / "cur" / f"{i}.bench:2,").write_bytes(realistic(i, rng))
-    port = _free_port()
-    conf = home / "dovecot.conf"
-    user = os.environ.get("USER", "root")
-    conf.write_text(
-        f"protocols = imap\nlisten = 127.0.0.1\nbase_dir = {home}/run\n"
-        f"state_dir = {home}/state\nlog_path = {home}/log\nssl = no\n"
-        f"service imap-login {{\n inet_listener imap {{\n  port = {port}\n }}\n}}\n"
-        f"mail_location = maildir:{maildir}\ndisable_plaintext_auth = no\n"
-        f"passdb {{\n driver = static\n args = password=x\n}}\n"
-        f"userdb {{\n driver = static\n"
-        f" args = uid={os.getuid()} gid={os.getgid()} home={home}\n}}\n"
-        f"default_internal_user = {user}\ndefault_login_user = {user}\n"
-    )
-    subprocess.run([binary, "-c", str(conf)], check=True)
-    try:
-        time.sleep(1)
-        measure("dovecot", "127.0.0.1", port, runs, work)
-    finally:
-        subprocess.run([binary, "-c", str(conf), "stop"], check=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(10)
 
 
 if __name__ == "__main__":

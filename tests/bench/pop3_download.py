@@ -168,6 +168,20 @@ def download(port: int, user: str, expect: int) -> dict[str, float]:
     return times
 
 
+def py_spy(pid: int, out: str) -> Callable[[], None]:
+    """Sample a process with py-spy until the returned function is called."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = [exe, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-o", out]
+    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    time.sleep(1)  # attached
+
+    def finish() -> None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        spy.wait(30)
+
+    return finish
+
+
 def start(cmd: list[str], **kw: object) -> tuple[subprocess.Popen[str], dict[str, object]]:
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
     assert proc.stdout is not None
@@ -308,6 +322,7 @@ class Dovecot:
     def __enter__(self) -> Dovecot:
         exe = shutil.which("dovecot")
         if exe is None:
+            shutil.rmtree(self.root, ignore_errors=True)
             raise SystemExit(DOVECOT_MISSING)
         self.pop3_port, self.imap_port = free_port(), free_port()
         conf = self.root / "dovecot.conf"
@@ -416,12 +431,10 @@ def main() -> None:
         server_cmd = [sys.executable, __file__, "--serve", str(data)]
         if args.profile:
             server_cmd += ["--profile", args.profile]
-        if args.py_spy:
-            pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-            server_cmd = [pyspy, "record", "-r", "250", "-f", "raw", "-o", args.py_spy, "--"]
-            server_cmd += [sys.executable, __file__, "--serve", str(data)]
         proc, ready = start(server_cmd, cwd=ROOT)
         stack.callback(stop, proc)
+        if args.py_spy:
+            stack.callback(py_spy(proc.pid, args.py_spy))
         sandbox_port = int(ready["pop3"][1])  # type: ignore[index]
         servers: dict[str, tuple[int, Callable[[], float | None]]] = {
             "mail-sandbox": (sandbox_port, lambda: process_tree_cpu(proc.pid)),

@@ -147,6 +147,42 @@ def test_starttls_then_login(imap: ImapSandbox) -> None:
     assert client.select("INBOX")[0] == "OK"
 
 
+@pytest.mark.parametrize("where", ["parser", "stream reader"])
+def test_plaintext_pipelined_after_starttls_is_never_answered(
+    imap: ImapSandbox, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """RFC 3501 §6.2.1, RFC 2595 §3.1: the STARTTLS command-injection class of bugs. A
+    command sent in the same packet as STARTTLS must be dropped before the handshake,
+    whether the server already read it into its parser or it still waits in asyncio's
+    StreamReader buffer (reads cut to the STARTTLS line's length put it there)."""
+    starttls = b"a STARTTLS\r\n"
+    if where == "stream reader":
+        monkeypatch.setattr("sandbox.imap.server._READ_SIZE", len(starttls))
+    raw = imap.raw()
+    raw.settimeout(5)
+    greeting = b""
+    while not greeting.endswith(b"\r\n"):
+        greeting += raw.recv(1)
+    assert greeting.startswith(b"* OK")
+    raw.sendall(starttls + b"b CAPABILITY\r\n")
+    reply = b""
+    while not reply.endswith(b"\r\n"):  # byte by byte: leave the TLS records alone
+        reply += raw.recv(1)
+    assert reply == b"a OK Begin TLS negotiation now\r\n"
+    context = ssl.create_default_context(cafile=str(imap.ca_file))
+    tls = context.wrap_socket(raw, server_hostname="localhost")
+    tls.sendall(b"c NOOP\r\n")
+    answered = b""
+    while b"c OK" not in answered:
+        chunk = tls.recv(65536)
+        assert chunk, answered
+        answered += chunk
+    assert answered == b"c OK NOOP completed\r\n", "b was never answered"
+    tls.sendall(b"d CAPABILITY\r\n")
+    assert b"STARTTLS" not in tls.recv(65536)
+    tls.close()
+
+
 def test_implicit_tls(imap: ImapSandbox) -> None:
     imap.deliver(LARRY, "secure")
     client = imap.tls_client(LARRY)
