@@ -53,7 +53,7 @@ class SmtpConfig:
     # RFC 5321 §4.5.3.1.6: 998 octets of text plus CRLF; aiosmtpd counts the dot too.
     max_line_length: int = 1001
     max_recipients: int = 1000
-    max_connections: int = 500  # per listener; more get 421 4.7.0
+    max_connections: int = 1000  # per listener; more get 421 4.7.0
     max_bad_commands: int = 20  # errors in one session before 421 4.7.0 and a close
     idle_timeout: float = 300.0
 

@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import json
 import logging
+import resource
 import ssl
 import weakref
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class Runtime:
     async def start(self) -> Endpoints:
         config = self.config
         check_exposure(config)
+        raise_file_limit()
         self._store = await SqliteStore.open(config.data)
         self.bus.listen(self._journal)
         extra: dict[str, Any] = {}
@@ -443,6 +445,9 @@ class Runtime:
                 port,
                 reuse_address=True,
                 ssl=implicit,
+                # asyncio's default backlog of 100 drops a burst of connects: the client
+                # sees a connection the server never accepted, and waits for a greeting.
+                backlog=max(128, self.config.smtp.max_connections),
             )
         except OSError as exc:
             raise StartupError(_listen_problem(host, port, exc, flag)) from exc
@@ -536,3 +541,14 @@ def check_exposure(config: Config) -> None:
         "listening on %s: the sandbox is reachable from the network, not only this machine",
         config.host,
     )
+
+
+def raise_file_limit() -> None:
+    """A thousand connections need more descriptors than the common soft limit of 1024."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):  # not allowed here: the configured limits still apply
+        log.warning("could not raise the open-file limit; many connections may fail")

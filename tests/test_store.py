@@ -170,7 +170,7 @@ async def test_prune_by_count_and_age_spares_recent_and_queued(store: SqliteStor
     from sandbox.store import NewDelivery
 
     now = clock.time()
-    old = [
+    for i in range(5):
         await store.ingest(
             NewMessage(
                 RAW,
@@ -181,8 +181,6 @@ async def test_prune_by_count_and_age_spares_recent_and_queued(store: SqliteStor
                 received_at=now - 3600 + i,
             )
         )
-        for i in range(5)
-    ]
     queued = await store.ingest(
         NewMessage(
             RAW,
