@@ -84,6 +84,7 @@ class Pop3Config:
     idle_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes
     max_line_length: int = 512  # RFC 2449 §4: commands up to 255 octets
     max_bad_commands: int = 10
+    max_connections: int = 1000  # per listener; more get -ERR [SYS/TEMP] and a close
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class ImapConfig:
     max_line_length: int = 64 * 1024
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
     bad_command_limit: int = 20
+    max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
+    max_nesting: int = 32  # levels of nested search keys; deeper gets a tagged BAD
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,18 @@ class ImapsConfig:
 class TlsConfig:
     # As production servers do: no AUTH/LOGIN/USER before STARTTLS/STLS (or implicit TLS).
     require_before_auth: bool = False
+
+
+@dataclass(frozen=True)
+class LoginsConfig:
+    """The ``all`` login (every mailbox at once) for POP3 and IMAP.
+
+    Without accounts it is always on, with any password. With accounts it is off unless
+    ``allow_all`` is true, and then its password is ``all_password`` (empty: refused).
+    """
+
+    allow_all: bool = False
+    all_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ class Config:
     imaps: ImapsConfig = field(default_factory=ImapsConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    logins: LoginsConfig = field(default_factory=LoginsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: tuple[Account, ...] = ()
@@ -192,6 +208,7 @@ SECTIONS: dict[str, type] = {
     "imaps": ImapsConfig,
     "dns": DnsConfig,
     "tls": TlsConfig,
+    "logins": LoginsConfig,
     "relay": RelayConfig,
     "retention": RetentionConfig,
 }

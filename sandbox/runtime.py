@@ -161,7 +161,13 @@ class Runtime:
             idle_timeout=config.pop3.idle_timeout,
             max_line=config.pop3.max_line_length,
             max_bad_commands=config.pop3.max_bad_commands,
+            max_connections=config.pop3.max_connections,
             require_tls_for_auth=config.tls.require_before_auth,
+            # Without accounts `all` opens with any password, as every login does.
+            all_login_off=bool(config.accounts) and not config.logins.allow_all,
+            all_password=(
+                config.logins.all_password if config.accounts and config.logins.allow_all else None
+            ),
         )
         pop3_backend = StorePop3Backend(self.store, config, self.bus)
         self._imap_backend = ImapBackend(self.store, self.bus)

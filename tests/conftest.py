@@ -19,6 +19,13 @@ from sandbox.config import Config, load_config
 from tests.helpers import ThreadedSandbox
 
 DATA = Path(__file__).parent / "data"
+# Every listener of `serve` on a free port: tests never collide with each other or with
+# a sandbox the developer has running on the default ports.
+FREE_PORTS = [
+    arg
+    for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
+    for arg in (f"--{name}-port", "0")
+]
 
 
 def require_binary(name: str) -> str:
@@ -73,22 +80,7 @@ class ServeProcess:
                 "serve",
                 "--data",
                 str(data),
-                "--smtp-port",
-                "0",
-                "--mx-port",
-                "0",
-                "--dns-port",
-                "0",
-                "--smtps-port",
-                "0",
-                "--pop3-port",
-                "0",
-                "--pop3s-port",
-                "0",
-                "--imap-port",
-                "0",
-                "--imaps-port",
-                "0",
+                *FREE_PORTS,
                 *extra,
             ],
             stdout=subprocess.PIPE,

@@ -68,6 +68,17 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """A folder's whole entry list as of one database version, with what SELECT derives."""
+
+    stamp: tuple[int, int]
+    entries: tuple[Entry, ...]
+    uids: tuple[int, ...]
+    keywords: tuple[str, ...]
+    first_unseen: int | None  # 0-based index of the first message without \Seen
+
+
+@dataclass(frozen=True)
 class Meta:
     size: int
     internaldate: float
@@ -136,12 +147,16 @@ class ImapBackend:
         *,
         header_cache_bytes: int = 32 * 1024 * 1024,
         message_cache_bytes: int = 64 * 1024 * 1024,
+        read_ahead_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.store = store
         self.bus = bus
         self._headers = _Lru(header_cache_bytes)
         self._parsed = _Lru(message_cache_bytes)
+        # Raw messages read ahead for a client fetching them one command at a time (mbsync).
+        self._ahead = _Lru(read_ahead_bytes)
         self._meta: dict[int, Meta] = {}
+        self._snapshots: dict[int, Snapshot] = {}
         self._watchers: dict[FolderKey, set[Watcher]] = {}
         self._all_watchers: set[Watcher] = set()
         # RFC 3501 §2.3.2 \Recent: the highest UID some session has already been told of.
@@ -337,13 +352,45 @@ class ImapBackend:
 
     # --- entries --------------------------------------------------------------------
 
+    async def snapshot(self, folder_id: int) -> Snapshot:
+        """Every entry of a folder, rebuilt only when the database changed since last time.
+
+        ``PRAGMA data_version`` moves whenever another connection commits (whatever wrote:
+        SMTP, POP3, the TUI, another process); ``total_changes()`` covers a store whose
+        reader is its writer. Read before the entries, so a commit in between only makes
+        the next SELECT rebuild again.
+        """
+        rows = await self.store.fetchall(
+            "SELECT (SELECT data_version FROM pragma_data_version), total_changes()"
+        )
+        stamp = (int(rows[0][0]), int(rows[0][1]))
+        cached = self._snapshots.get(folder_id)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        entries = tuple(await self.entries(folder_id))
+        keywords = sorted({f for e in entries for f in e.flags if not f.startswith("\\")})
+        first_unseen = next((i for i, e in enumerate(entries) if "\\Seen" not in e.flags), None)
+        snap = Snapshot(
+            stamp, entries, tuple(e.uid for e in entries), tuple(keywords), first_unseen
+        )
+        self._snapshots[folder_id] = snap
+        return snap
+
     async def entries(self, folder_id: int, after_uid: int = 0) -> list[Entry]:
         rows = await self.store.fetchall(
             "SELECT id, uid, message_id, flags FROM entries"
             " WHERE folder_id = ? AND uid > ? ORDER BY uid",
             (folder_id, after_uid),
         )
-        return [Entry(int(r[0]), int(r[1]), int(r[2]), tuple(str(r[3]).split())) for r in rows]
+        # Most messages share a handful of flag strings: split each one once.
+        split: dict[str, tuple[str, ...]] = {}
+        out = []
+        for entry_id, uid, message_id, text in rows:
+            flags = split.get(text)
+            if flags is None:
+                flags = split[text] = tuple(str(text).split())
+            out.append(Entry(entry_id, uid, message_id, flags))
+        return out
 
     async def update_flags(
         self,
@@ -544,24 +591,46 @@ class ImapBackend:
                 result[int(mid)] = header
         return result
 
-    async def flat_messages(self, message_ids: Sequence[int]) -> dict[int, Part]:
-        """Header and body split only: enough for BODY[], BODY[TEXT], RFC822."""
+    async def flat_messages(
+        self, message_ids: Sequence[int], ahead: Callable[[], Sequence[int]] | None = None
+    ) -> dict[int, Part]:
+        """Header and body split only: enough for BODY[], BODY[TEXT], RFC822.
+
+        ``ahead()`` names messages the client is likely to ask for next: when this call has
+        to go to SQLite anyway, they come along in the same query and wait in a cache, so
+        a client that sends one UID FETCH per message costs one round trip per batch.
+        """
         result: dict[int, Part] = {}
         missing = []
         for mid in message_ids:
             cached = self._parsed.get(mid)
             if cached is None:
+                cached = self._ahead.get(mid)
+            if cached is None:
                 missing.append(mid)
             else:
                 result[mid] = cached
-        for chunk in _chunks(missing):
+        if not missing:
+            return result
+        wanted = set(missing)
+        extra = [
+            m
+            for m in (ahead() if ahead is not None else ())
+            if m not in wanted and self._ahead.get(m) is None and self._parsed.get(m) is None
+        ]
+        for chunk in _chunks(missing + extra):
             rows = await self.store.fetchall(
                 "SELECT id, raw FROM messages WHERE id IN (SELECT value FROM json_each(?))",
                 (json.dumps(list(chunk)),),
             )
             for mid, raw in rows:
-                header, body = split_header(bytes(raw))
-                result[int(mid)] = Part(header, body)
+                data = bytes(raw)
+                header, body = split_header(data)
+                part = Part(header, body)
+                if int(mid) in wanted:
+                    result[int(mid)] = part
+                else:
+                    self._ahead.put(int(mid), part, len(data) + 200)
         return result
 
     async def messages(self, message_ids: Sequence[int]) -> dict[int, Part]:

@@ -25,7 +25,8 @@ def split_header(raw: bytes) -> tuple[bytes, bytes]:
     if raw.startswith(b"\n"):
         return raw[:1], raw[1:]
     end = raw.find(b"\r\n\r\n")
-    lf_end = raw.find(b"\n\n")
+    # A bare-LF blank line only matters before the CRLF one: no need to scan the body.
+    lf_end = raw.find(b"\n\n", 0, end + 2) if end >= 0 else raw.find(b"\n\n")
     if end < 0 and lf_end < 0:
         return raw, b""
     if end < 0 or (0 <= lf_end < end):

@@ -25,6 +25,9 @@ from sandbox.imap import utf7
 
 DEFAULT_MAX_LINE = 64 * 1024
 DEFAULT_MAX_LITERAL = 64 * 1024 * 1024
+# Levels of nested search keys (parentheses, NOT, OR): the one recursive part of the
+# grammar; deeper gets a tagged BAD, which also keeps the recursion off Python's limit.
+DEFAULT_MAX_NESTING = 32
 
 # --- what next_command returns --------------------------------------------------------
 
@@ -224,10 +227,15 @@ class Parser:
     """Frames and parses client commands; see the module docstring."""
 
     def __init__(
-        self, *, max_line: int = DEFAULT_MAX_LINE, max_literal: int = DEFAULT_MAX_LITERAL
+        self,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_literal: int = DEFAULT_MAX_LITERAL,
+        max_nesting: int = DEFAULT_MAX_NESTING,
     ) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
+        self.max_nesting = max_nesting
         self._buf = bytearray()
         self._line_start = 0  # where the line being framed starts
         self._continued = False  # "+" already sent for the literal being awaited
@@ -290,7 +298,7 @@ class Parser:
                 del buf[: end + 2]
                 self._line_start = 0
                 self._continued = False
-                return parse_command(data)
+                return parse_command(data, max_nesting=self.max_nesting)
             size = int(match.group(1))
             nonsync = bool(match.group(2))
             if size > self.max_literal:
@@ -398,9 +406,10 @@ def canonical_flag(flag: str) -> str:
 class _Reader:
     """Recursive descent over one framed command (line, literals and all)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, max_nesting: int = DEFAULT_MAX_NESTING) -> None:
         self.data = data
         self.pos = 0
+        self.max_nesting = max_nesting
 
     # primitives
 
@@ -729,8 +738,8 @@ def _search(r: _Reader, tag: str, name: str, uid: bool) -> Command:
 
 
 def _search_key(r: _Reader, depth: int = 0) -> SearchKey:
-    if depth > 50:
-        raise SyntaxProblem("Search keys nested too deeply")
+    if depth > r.max_nesting:
+        raise SyntaxProblem(f"Search keys nested more than {r.max_nesting} levels deep")
     if r.maybe(b"("):
         keys = [_search_key(r, depth + 1)]
         while r.maybe(b" "):
@@ -945,9 +954,9 @@ _UID_COMMANDS: dict[str, _Args] = {
 }
 
 
-def parse_command(data: bytes) -> Command | ParseError:
+def parse_command(data: bytes, *, max_nesting: int = DEFAULT_MAX_NESTING) -> Command | ParseError:
     """Parse one framed command, CRLF included."""
-    r = _Reader(data)
+    r = _Reader(data, max_nesting)
     try:
         tag = r.tag()
     except SyntaxProblem:
@@ -970,3 +979,5 @@ def parse_command(data: bytes) -> Command | ParseError:
         return command
     except SyntaxProblem as exc:
         return ParseError(tag, f"Syntax error: {exc}")
+    except RecursionError:  # a max_nesting set beyond what the interpreter's stack holds
+        return ParseError(tag, "Syntax error: nested too deeply")

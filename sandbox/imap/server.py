@@ -27,6 +27,7 @@ from sandbox.imap.parser import (
     SendContinuation,
 )
 from sandbox.imap.session import ImapSettings, Session, State
+from sandbox.smtp.protocol import ConnectionBudget
 from sandbox.store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,28 @@ class _Handler:
         self.ssl_context = ssl_context
         self.starttls_context = starttls_context if ssl_context is None else None
         self.listener: ImapListener | None = None
+        # One per listener, as for SMTP: IMAP and IMAPS hold max_connections each.
+        self.budget = ConnectionBudget(settings.max_connections)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.budget.take():
+            # RFC 3501 §7.1.5 (a BYE greeting), RFC 5530 §3 UNAVAILABLE: then close.
+            with contextlib.suppress(Exception):
+                writer.write(
+                    b"* BYE [UNAVAILABLE] too many connections (at most %d on this listener);"
+                    b" try again when one ends\r\n" % self.budget.limit
+                )
+                await writer.drain()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            return
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self.budget.give_back()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if self.listener is not None and task is not None:
             self.listener.connections.add(task)
@@ -133,7 +154,9 @@ class _Handler:
             starttls_available=self.starttls_context is not None,
         )
         parser = Parser(
-            max_line=self.settings.max_line_length, max_literal=self.settings.max_literal_size
+            max_line=self.settings.max_line_length,
+            max_literal=self.settings.max_literal_size,
+            max_nesting=self.settings.max_nesting,
         )
         try:
             await session.greet()

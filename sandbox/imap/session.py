@@ -77,6 +77,7 @@ DELIMITER = "/"
 ALL_USER = "all"
 _PROTECTED = frozenset({INBOX, SENT, TRASH})  # ingest delivers into these; never removed
 _FETCH_CHUNK = 250
+_READ_AHEAD = 128  # messages read along with a one-at-a-time body FETCH (mbsync)
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,14 @@ class ImapSettings:
     max_literal_size: int = 32 * 1024 * 1024
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
     bad_command_limit: int = 20
+    max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
+    max_nesting: int = 32  # nested search keys; deeper gets a tagged BAD
     require_tls_for_auth: bool = False  # LOGINDISABLED until STARTTLS (RFC 3501 §6.2.3)
     accounts: tuple[tuple[str, str], ...] = ()  # (address, password)
+    # With accounts, `all` logs in only when allowed, and then with all_password
+    # (empty: refused). Without accounts it opens with any password.
+    allow_all: bool = False
+    all_password: str = ""
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> ImapSettings:
@@ -104,10 +111,16 @@ class ImapSettings:
             "max_literal_size",
             "idle_timeout",
             "bad_command_limit",
+            "max_connections",
+            "max_nesting",
             "require_tls_for_auth",
         ):
             if hasattr(imap, name):
                 values[name] = getattr(imap, name)
+        logins = getattr(config, "logins", None)
+        for name in ("allow_all", "all_password"):
+            if hasattr(logins, name):
+                values[name] = getattr(logins, name)
         values.update(overrides)
         return cls(**values)
 
@@ -214,6 +227,7 @@ class Selected:
     resync_pending: bool = False
     flags_pending: dict[int, tuple[str, ...]] = field(default_factory=dict)
     expunge_pending: set[int] = field(default_factory=set)
+    next_body_index: int = -1  # where the last body FETCH ended, to spot a sequential reader
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -406,10 +420,17 @@ class Session:
     async def _log_in(self, tag: str, user: str, password: str) -> None:
         name = user.strip().lower()
         if name == ALL_USER:
-            if self._accounts:
+            if self._accounts and not self.settings.allow_all:
                 raise No(
-                    "The all login is off while accounts are configured", "AUTHENTICATIONFAILED"
+                    "The all login is off while accounts are configured"
+                    " (logins.allow_all enables it)",
+                    "AUTHENTICATIONFAILED",
                 )
+            if self._accounts and not (
+                self.settings.all_password
+                and secrets.compare_digest(self.settings.all_password.encode(), password.encode())
+            ):
+                raise No("Invalid credentials", "AUTHENTICATIONFAILED")
         elif "@" not in name:
             raise No(
                 "Log in with a mailbox address (larry@beta.test) or all", "AUTHENTICATIONFAILED"
@@ -467,26 +488,25 @@ class Session:
         sel = Selected(folder, readonly, [])
         self.selected = sel
         self.backend.watch(folder.key, self._on_event)  # before loading: nothing slips by
-        sel.entries = await self.backend.entries(folder.id)
-        sel.reindex()
+        snap = await self.backend.snapshot(folder.id)  # shared, rebuilt only after changes
+        sel.entries = list(snap.entries)
+        sel.uids = list(snap.uids)
+        seen = self.backend.recent_seen.get(folder.id, 0)
+        newer = sel.uids[bisect.bisect_right(sel.uids, seen) :]
         if readonly:
-            seen = self.backend.recent_seen.get(folder.id, 0)
-            sel.recent = {uid for uid in sel.uids if uid > seen}
+            sel.recent = set(newer)
         else:
-            sel.recent = self.backend.claim_recent(folder.id, sel.uids)
-        sel.new_pending = False
+            sel.recent = self.backend.claim_recent(folder.id, newer)
+        # new_pending stays as the watch left it: a delivery that raced the snapshot is
+        # picked up by the sync before the tagged OK (an extra query only when one came).
         self.state = State.SELECTED
-        keywords = sorted({f for e in sel.entries for f in e.flags if not f.startswith("\\")})
-        all_flags = " ".join((*SYSTEM_FLAGS, *keywords))
+        all_flags = " ".join((*SYSTEM_FLAGS, *snap.keywords))
         await self.emit(f"* FLAGS ({all_flags})\r\n".encode())
         permanent = "" if readonly else " ".join((*SYSTEM_FLAGS, "\\*"))
         await self.emit(f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n".encode())
         await self.emit(f"* {len(sel.entries)} EXISTS\r\n* {len(sel.recent)} RECENT\r\n".encode())
-        first_unseen = next(
-            (i + 1 for i, e in enumerate(sel.entries) if "\\Seen" not in e.flags), None
-        )
-        if first_unseen is not None:
-            await self.emit(f"* OK [UNSEEN {first_unseen}] First unseen\r\n".encode())
+        if snap.first_unseen is not None:
+            await self.emit(f"* OK [UNSEEN {snap.first_unseen + 1}] First unseen\r\n".encode())
         uidnext = max(folder.uidnext, sel.uids[-1] + 1 if sel.uids else 1)
         await self.emit(
             f"* OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid\r\n"
@@ -701,6 +721,16 @@ class Session:
         need_full = any(_needs_structure(a) for a in attrs)
         need_raw = not need_full and any(_needs_raw(a) for a in attrs)
         need_header = not (need_full or need_raw) and any(_needs_header(a) for a in attrs)
+        ahead: Callable[[], list[int]] | None = None
+        if need_raw and indexes:
+            # A client walking the folder one FETCH at a time gets the next ones read along.
+            if indexes[0] == sel.next_body_index and len(indexes) <= _FETCH_CHUNK:
+                after = indexes[-1] + 1
+
+                def ahead() -> list[int]:
+                    return [e.message_id for e in sel.entries[after : after + _READ_AHEAD]]
+
+            sel.next_body_index = indexes[-1] + 1
         for start in range(0, len(indexes), _FETCH_CHUNK):
             chunk = indexes[start : start + _FETCH_CHUNK]
             entries = [sel.entries[i] for i in chunk]
@@ -710,7 +740,7 @@ class Session:
             if need_full:
                 parts = await self.backend.messages(mids)
             elif need_raw:
-                parts = await self.backend.flat_messages(mids)
+                parts = await self.backend.flat_messages(mids, ahead)
             elif need_header:
                 headers = await self.backend.headers(mids)
                 parts = {m: Part(h, b"") for m, h in headers.items()}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from sandbox.pop3.backend import Pop3Backend
 from sandbox.pop3.codec import Command, LineTooLong, NeedData, Pop3Codec, err
 from sandbox.pop3.session import Pop3Session, Pop3Settings
+from sandbox.smtp.protocol import ConnectionBudget
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Pop3Server:
 
     server: asyncio.Server
     connections: set[Pop3Connection] = field(default_factory=set)
+    # Each listener has its own: POP3 and POP3S hold max_connections each, like SMTP.
+    budget: ConnectionBudget = field(default_factory=lambda: ConnectionBudget(1000))
 
     @property
     def address(self) -> tuple[str, int]:
@@ -81,7 +84,7 @@ async def start_pop3_server(
         )
 
     server = await loop.create_server(factory, host, port, ssl=ssl_context, reuse_address=True)
-    pop3 = Pop3Server(server)
+    pop3 = Pop3Server(server, budget=ConnectionBudget(settings.max_connections))
     holder.append(pop3)
     return pop3
 
@@ -116,6 +119,7 @@ class Pop3Connection(asyncio.Protocol):
         self._reading_paused = False
         self._ended = False  # EOF or connection lost: no more input will come
         self._task: asyncio.Task[None] | None = None
+        self._refused = False  # over the listener's connection budget: answered and closed
         self.session: Pop3Session | None = None
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------
@@ -123,6 +127,19 @@ class Pop3Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if not self._server.budget.take():
+            # RFC 2449 §8.1.2: a temporary refusal instead of the greeting, then a close.
+            self._refused = True
+            limit = self._server.budget.limit
+            transport.write(
+                err(
+                    f"too many connections (at most {limit} on this listener);"
+                    " try again when one ends",
+                    "SYS/TEMP",
+                )
+            )
+            transport.close()
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Replies are whole lines or messages written at once; never wait for more.
@@ -141,6 +158,8 @@ class Pop3Connection(asyncio.Protocol):
         self._task = self._loop.create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         self._codec.receive_data(data)
         self._last_input = self._loop.time()
         waiter = self._waiter
@@ -231,6 +250,7 @@ class Pop3Connection(asyncio.Protocol):
                 if self._idle_timer is not None:
                     self._idle_timer.cancel()
                 self._server.connections.discard(self)
+                self._server.budget.give_back()
                 if self._transport is not None and not self._transport.is_closing():
                     self._transport.close()
 

@@ -32,6 +32,7 @@ import enum
 import itertools
 import logging
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from sandbox.pop3.backend import (
     MaildropEntry,
     MaildropInUse,
     Pop3Backend,
+    apop_digest,
     canonical_user,
 )
 from sandbox.pop3.codec import (
@@ -111,8 +113,13 @@ class Pop3Settings:
     idle_timeout: float = 600.0
     max_line: int = DEFAULT_MAX_LINE
     max_bad_commands: int = 10
+    max_connections: int = 1000  # per listener; more get -ERR [SYS/TEMP] and a close
     require_tls_for_auth: bool = False
     implementation: str = "mail-sandbox"
+    # The ``all`` login with accounts configured (config [logins]): off refuses it; a
+    # password (empty: refused) lets it in. Neither set: the backend decides, as before.
+    all_login_off: bool = False
+    all_password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -296,7 +303,7 @@ class Pop3Session:
             raise BadCommand("send USER first, then PASS")
         # RFC 1939 §7: PASS has one argument, so spaces in it belong to the password.
         password = command.line[5:].decode("utf-8", "replace")
-        if not self.backend.check_login(user, password):
+        if not self._check_password(user, password):
             raise Refused(f"wrong user name or password for {user}", "AUTH")
         return await self._login(user)
 
@@ -305,7 +312,13 @@ class Pop3Session:
             raise BadCommand("APOP takes a user name and an MD5 digest: APOP name digest")
         self._check_tls_for_auth()
         user = _check_user_name(command.args[0])
-        if not self.backend.check_apop(user, self.timestamp, command.args[1]):
+        allowed = self._all_login(user)
+        if allowed is None:
+            allowed = self.backend.check_apop(user, self.timestamp, command.args[1])
+        elif allowed:
+            expected = apop_digest(self.timestamp, self.settings.all_password or "")
+            allowed = secrets.compare_digest(expected, command.args[1].lower())
+        if not allowed:
             raise Refused(f"wrong user name or APOP digest for {user}", "AUTH")
         return await self._login(user)
 
@@ -341,9 +354,31 @@ class Pop3Session:
         user = _check_user_name(authcid)
         if authzid and canonical_user(authzid) != user:
             raise Refused(f"{user} may not act as {authzid}", "AUTH")
-        if not self.backend.check_login(user, password):
+        if not self._check_password(user, password):
             raise Refused(f"wrong user name or password for {user}", "AUTH")
         return await self._login(user)
+
+    def _all_login(self, user: str) -> bool | None:
+        """For ``all`` with accounts configured: False when it has no password to give,
+        True when its password is to be checked; None for every other case (the backend's)."""
+        if user != ALL_USER:
+            return None
+        if self.settings.all_login_off:
+            raise Refused(
+                f'the "{ALL_USER}" login is off while accounts are configured'
+                " (logins.allow_all enables it)",
+                "AUTH",
+            )
+        if self.settings.all_password is None:
+            return None
+        return bool(self.settings.all_password)
+
+    def _check_password(self, user: str, password: str) -> bool:
+        allowed = self._all_login(user)
+        if allowed is None:
+            return self.backend.check_login(user, password)
+        expected = (self.settings.all_password or "").encode()
+        return allowed and secrets.compare_digest(expected, password.encode())
 
     async def _login(self, user: str) -> Reply:
         try:
