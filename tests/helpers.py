@@ -17,17 +17,39 @@ from sandbox.store import Hop, MessageFilter, MessageRecord, SqliteStore
 T = TypeVar("T")
 
 
-class ThreadedSandbox:
+class LoopThread:
+    """An event loop running in a daemon thread, for blocking test code to drive."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start_loop(self) -> None:
+        self._thread.start()
+
+    def stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def call(self, func: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        async def run() -> T:
+            return await func()
+
+        future: Future[T] = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        return future.result(timeout)
+
+
+class ThreadedSandbox(LoopThread):
     def __init__(self, config: Config) -> None:
+        super().__init__()
         self.config = config
         self.runtime = Runtime(config)
         self.events: list[Event] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.endpoints: Endpoints | None = None
 
     def __enter__(self) -> ThreadedSandbox:
-        self._thread.start()
+        self.start_loop()
         self.endpoints = self.call(self.runtime.start)
         self.runtime.bus.listen(self.events.append)
         return self
@@ -36,16 +58,7 @@ class ThreadedSandbox:
         try:
             self.call(self.runtime.stop)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
-
-    def call(self, func: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
-        async def run() -> T:
-            return await func()
-
-        future: Future[T] = asyncio.run_coroutine_threadsafe(run(), self._loop)
-        return future.result(timeout)
+            self.stop_loop()
 
     @property
     def smtp(self) -> tuple[str, int]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +14,7 @@ from sandbox.events import Event, EventBus
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.store import Copy, MessageFilter, MessageRecord, NewMessage, SqliteStore
 from sandbox.tls import SandboxTLS
+from tests.helpers import LoopThread
 
 T = TypeVar("T")
 
@@ -28,7 +26,7 @@ def mail(subject: str, body: str = "Hello.\r\n", to: str = "larry@beta.test") ->
     ).encode()
 
 
-class Pop3Harness:
+class Pop3Harness(LoopThread):
     """A store, the POP3 backend, a plain server offering STLS and a POP3S server."""
 
     def __init__(
@@ -38,21 +36,20 @@ class Pop3Harness:
         accounts: tuple[Account, ...] = (),
         settings: Pop3Settings | None = None,
     ) -> None:
+        super().__init__()
         self.data = tmp_path / "pop3.sqlite3"
         config = load_config(env={}, flags={"data": str(self.data)})
         self.config: Config = replace(config, accounts=accounts)
         self.settings = settings or Pop3Settings()
         self.tls = SandboxTLS(tmp_path / "tls", ["pop.beta.test"])
         self.events: list[Event] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.store: SqliteStore | None = None
         self.backend: StorePop3Backend | None = None
         self.plain: Pop3Server | None = None
         self.secure: Pop3Server | None = None
 
     def __enter__(self) -> Pop3Harness:
-        self._thread.start()
+        self.start_loop()
         self.call(self._start)
         return self
 
@@ -83,16 +80,7 @@ class Pop3Harness:
         try:
             self.call(stop)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
-
-    def call(self, func: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
-        async def run() -> T:
-            return await func()
-
-        future: Future[T] = asyncio.run_coroutine_threadsafe(run(), self._loop)
-        return future.result(timeout)
+            self.stop_loop()
 
     @property
     def address(self) -> tuple[str, int]:

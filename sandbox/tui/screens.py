@@ -7,6 +7,7 @@ the app tells it something it shows changed (``changed``), and at least every
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -14,6 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message_pump import _MessagePumpMeta
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -28,7 +30,11 @@ REFRESH_SECONDS = 1.0
 LOG_ROWS = 1000  # the newest journal entries a log screen keeps
 
 
-class SandboxScreen(Screen[None]):
+class _ScreenMeta(_MessagePumpMeta, ABCMeta):
+    """Textual's screen metaclass with ABC's, so subclasses must say how they load."""
+
+
+class SandboxScreen(Screen[None], metaclass=_ScreenMeta):
     """A screen that reloads from the store; ``kinds`` are the events it cares about."""
 
     kinds: frozenset[str] = frozenset()
@@ -58,8 +64,9 @@ class SandboxScreen(Screen[None]):
     async def reload(self) -> None:
         await self.load()
 
+    @abstractmethod
     async def load(self) -> None:
-        raise NotImplementedError
+        """Fill the screen from the store."""
 
     def action_close(self) -> None:
         self.dismiss()

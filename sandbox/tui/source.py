@@ -15,6 +15,7 @@ Either way the UI gets batches of event kinds and decides what to reload.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +30,7 @@ POLL_SECONDS = 0.3
 STORE_CHANGED = "store.changed"  # something changed that no event names (attached mode)
 
 
-class Source:
+class Source(ABC):
     """The store, the endpoints to show, and a stream of what changed."""
 
     live: bool = False
@@ -48,15 +49,19 @@ class Source:
     def is_open(self) -> bool:
         return self._store is not None
 
+    @abstractmethod
     async def open(self) -> None:
-        raise NotImplementedError
+        """Open the store (and, live, start the servers)."""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Let go of the store (and, live, stop the servers)."""
 
+    @abstractmethod
     def changes(self) -> AsyncIterator[frozenset[str]]:
-        raise NotImplementedError
+        """Kinds of change as they happen: from the bus, or from polling the store."""
 
+    @abstractmethod
     def publish(self, event: Event) -> None:
         """Tell the servers' sessions (IMAP IDLE); only possible in their own process."""
 
@@ -143,6 +148,9 @@ class AttachedSource(Source):
     def __init__(self, config: Config, store: SqliteStore | None = None) -> None:
         super().__init__(config)
         self._given = store
+
+    def publish(self, event: Event) -> None:
+        """No bus reaches the serve process from here; its sessions see the store change."""
 
     async def open(self) -> None:
         self._store = self._given or await SqliteStore.open(self.config.data)
