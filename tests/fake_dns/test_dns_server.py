@@ -302,8 +302,10 @@ async def test_port_zero_retries_when_tcp_port_taken(
     server = DnsServer(zones)
     host, port = await server.start("127.0.0.1", 0)
     try:
-        assert len(calls) == 2
-        assert calls[1] == port
+        # At least one retry; more when another process on this machine really holds the
+        # TCP port that the next free UDP port pairs with.
+        assert len(calls) >= 2
+        assert calls[-1] == port
         response = await dns.asyncquery.tcp(
             dns.message.make_query("beta.test", "MX"), host, port=port, timeout=2
         )
