@@ -56,6 +56,9 @@ class SmtpConfig:
     max_connections: int = 1000  # per listener; more get 421 4.7.0
     max_bad_commands: int = 20  # errors in one session before 421 4.7.0 and a close
     idle_timeout: float = 300.0
+    # As production MTAs are: paths in angle brackets, RFC 5321 syntax, no control
+    # characters, UTF-8 addresses only with SMTPUTF8. false: any path aiosmtpd can read.
+    strict: bool = True
 
 
 @dataclass(frozen=True)

@@ -419,6 +419,7 @@ class Runtime:
                 line_length_limit=config.smtp.max_line_length,
                 budget=budget,
                 max_bad_commands=config.smtp.max_bad_commands,
+                strict=config.smtp.strict,
                 hostname=handler.hostname,
                 ident="ESMTP mail-sandbox",
                 data_size_limit=config.smtp.max_message_size,

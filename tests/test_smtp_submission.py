@@ -230,7 +230,7 @@ def test_bad_and_out_of_order_commands(sandbox: ThreadedSandbox) -> None:
         b"503 5.5.1",
         b"250 2.1.0",
         b"503 5.5.1",
-        b"553 5.1.3",
+        b"501 5.1.3",  # strict: not name@domain
         b"555 5.5.4",
         b"503 5.5.1",  # MAIL inside a transaction is nested, whatever its syntax
         b"500 5.5.2",
