@@ -3,13 +3,17 @@ Return-Path at final delivery, Date/Message-ID at submission, BDAT, DSN paramete
 
 from __future__ import annotations
 
+import email
+import email.utils
+import smtplib
 import socket
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_config
+from tests.conftest import make_config, require_binary
 from tests.helpers import ThreadedSandbox
 
 LARRY = "larry@beta.test"
@@ -134,3 +138,80 @@ def test_lenient_mode_takes_paths_without_brackets(tmp_path: Path) -> None:
         finally:
             client.close()
         assert sandbox.wait_for(to=LARRY)
+
+
+# --- Return-Path at final delivery, Date and Message-ID at submission ----------------------
+
+
+def submit(sandbox: ThreadedSandbox, sender: str, rcpts: list[str], data: bytes) -> None:
+    with smtplib.SMTP(*sandbox.smtp, timeout=10) as client:
+        client.sendmail(sender, rcpts, data)
+
+
+def test_return_path_at_final_delivery_seen_by_fetchmail(
+    sandbox: ThreadedSandbox, tmp_path: Path
+) -> None:
+    """RFC 5321 §4.4: fetchmail takes the sender from Return-Path (%F), not <unknown>."""
+    fetchmail = require_binary("fetchmail")
+    submit(sandbox, "mikaela@alpha.test", [LARRY, "ceo@realcompany.com"], MESSAGE)
+    [delivered] = sandbox.wait_for(to=LARRY)
+    assert sandbox.raw(delivered).startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
+    [held] = sandbox.wait_for(to="ceo@realcompany.com")
+    assert sandbox.raw(held).startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
+    [sent] = sandbox.messages(folder="Sent")
+    assert not sandbox.raw(sent).startswith(b"Return-Path:")  # not a delivery
+    assert sandbox.endpoints is not None
+    for user in (LARRY, "ceo@realcompany.com"):
+        host, port = sandbox.endpoints.extra["pop3"]
+        out = tmp_path / user
+        out.mkdir()
+        script = out / "mda.sh"
+        script.write_text(f'printf "%s\\n" "$1" > "{out}/sender"; cat > "{out}/message"\n')
+        rc = out / "fetchmailrc"
+        rc.write_text(
+            f'poll {host} service {port} protocol POP3 user "{user}" password "x"'
+            f' sslproto "" keep mda "/bin/sh {script} %F"\n'
+        )
+        rc.chmod(0o600)
+        done = subprocess.run(
+            [fetchmail, "-f", str(rc), "--nodetach", "--nosyslog"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"HOME": str(out), "PATH": "/usr/bin:/bin"},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (out / "sender").read_text() == "mikaela@alpha.test\n"
+        assert (out / "message").read_bytes().startswith(b"Return-Path: <mikaela@alpha.test>")
+
+
+def test_bounces_carry_a_null_return_path(sandbox: ThreadedSandbox) -> None:
+    submit(sandbox, "<>", [LARRY], MESSAGE)
+    [delivered] = sandbox.wait_for(to=LARRY)
+    assert sandbox.raw(delivered).startswith(b"Return-Path: <>\r\n")
+
+
+def test_submission_adds_date_and_message_id(sandbox: ThreadedSandbox) -> None:
+    """RFC 6409 §8.2, §8.3, so SENTSINCE and ENVELOPE have a date to work with."""
+    submit(sandbox, "app@alpha.test", [LARRY], b"Subject: bare\r\n\r\nno date, no id\r\n")
+    [record] = sandbox.wait_for(to=LARRY)
+    assert record.date is not None and record.header_message_id is not None
+    assert record.header_message_id.endswith("@submission.localhost>")
+    message = email.message_from_bytes(sandbox.raw(record))
+    assert email.utils.parsedate_to_datetime(message["Date"]).tzinfo is not None
+    assert message.get_payload() == "no date, no id\r\n"
+
+
+def test_submission_keeps_a_date_and_message_id_it_was_given(sandbox: ThreadedSandbox) -> None:
+    data = b"Subject: x\r\nDATE: Mon, 07 Dec 2026 10:00:00 +0000\r\nmessage-id: <m@a>\r\n\r\nb\r\n"
+    submit(sandbox, "app@alpha.test", [LARRY], data)
+    [record] = sandbox.wait_for(to=LARRY)
+    assert sandbox.raw(record).endswith(data)
+
+
+def test_the_mx_server_adds_no_date_or_message_id(sandbox: ThreadedSandbox) -> None:
+    """Only a submission server completes messages (RFC 6409 §8); an MX keeps them."""
+    with smtplib.SMTP(*sandbox.mx("beta.test"), timeout=10) as client:
+        client.sendmail("app@alpha.test", [LARRY], b"Subject: bare\r\n\r\nbody\r\n")
+    [record] = sandbox.wait_for(to=LARRY)
+    assert sandbox.raw(record).endswith(b"\r\nSubject: bare\r\n\r\nbody\r\n")

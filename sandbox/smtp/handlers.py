@@ -21,6 +21,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sandbox.chaos import ChaosBoard
 from sandbox.config import Config
 from sandbox.events import EventBus
+from sandbox.headers import complete_submission, return_path
 from sandbox.ingest import ingest
 from sandbox.smtp.protocol import peer_text
 from sandbox.smtp.received import protocol_name, received_header
@@ -81,6 +82,8 @@ class BaseHandler(ABC):
 
     server_name = "smtp"
     arrival_step = "received"
+    # RFC 6409 §8.2, §8.3: a submission server adds a missing Date: and Message-ID:.
+    completes_headers = False
 
     def __init__(
         self,
@@ -146,6 +149,8 @@ class BaseHandler(ABC):
         auth_user = _text(getattr(session.auth_data, "login", None))
         peer_ip = _peer_ip(session.peer)
         content = _as_bytes(envelope.original_content)
+        if self.completes_headers:
+            content = complete_submission(content, hostname=self.hostname)
         header = received_header(
             helo=session.host_name,
             peer_ip=peer_ip,
@@ -175,22 +180,36 @@ class BaseHandler(ABC):
             },
         )
         plan = self.plan(sender, recipients)
-        await ingest(
-            self.store,
-            self.bus,
-            NewMessage(
-                raw=header + content,
-                envelope_from=sender,
-                envelope_to=tuple(recipients),
-                source=self.server_name,
-                copies=plan.copies,
-                hops=(arrival, *plan.hops),
-                queue_id=queue_id,
-                parent_queue_id=self.trace_parent(content),
-                deliveries=plan.deliveries,
-            ),
-        )
+        raw = header + content
+        # RFC 5321 §4.4: final delivery (a local mailbox: every MX copy, a held copy)
+        # adds Return-Path; a copy that is relayed on or filed in Sent has none. When a
+        # message has both, the final copies are stored as a message of their own.
+        final = tuple(c for c in plan.copies if self.final_delivery(c))
+        onward = tuple(c for c in plan.copies if not self.final_delivery(c))
+        parts = [(return_path(sender) + raw, final, ())] if final else []
+        if onward or plan.deliveries or not final:
+            parts.append((raw, onward, plan.deliveries))
+        for data, copies, deliveries in parts:  # the relayed part last: it owns the queue id
+            await ingest(
+                self.store,
+                self.bus,
+                NewMessage(
+                    raw=data,
+                    envelope_from=sender,
+                    envelope_to=tuple(recipients),
+                    source=self.server_name,
+                    copies=copies,
+                    hops=(arrival, *plan.hops),
+                    queue_id=queue_id,
+                    parent_queue_id=self.trace_parent(content),
+                    deliveries=deliveries,
+                ),
+            )
         return f"250 2.0.0 OK: queued as {queue_id}"
+
+    def final_delivery(self, copy: Copy) -> bool:
+        """Whether storing this copy is the message's final delivery (RFC 5321 §4.4)."""
+        return True
 
     async def _reverse_name(self, session: Session, address: str) -> str | None:
         """The client's PTR name from the stub, looked up once per connection."""
@@ -226,6 +245,10 @@ class SubmissionHandler(BaseHandler):
 
     server_name = "submission"
     arrival_step = "submitted"
+    completes_headers = True
+
+    def final_delivery(self, copy: Copy) -> bool:
+        return copy.held  # kept here for good; Sent is the sender's own copy
 
     def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies: list[Copy] = []
