@@ -186,7 +186,9 @@ class BaseHandler(ABC):
         # message has both, the final copies are stored as a message of their own.
         final = tuple(c for c in plan.copies if self.final_delivery(c))
         onward = tuple(c for c in plan.copies if not self.final_delivery(c))
-        parts = [(return_path(sender) + raw, final, ())] if final else []
+        parts: list[tuple[bytes, tuple[Copy, ...], tuple[NewDelivery, ...]]] = []
+        if final:
+            parts.append((return_path(sender) + raw, final, ()))
         if onward or plan.deliveries or not final:
             parts.append((raw, onward, plan.deliveries))
         for data, copies, deliveries in parts:  # the relayed part last: it owns the queue id
