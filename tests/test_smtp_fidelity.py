@@ -3,6 +3,7 @@ Return-Path at final delivery, Date/Message-ID at submission, BDAT, DSN paramete
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.utils
 import smtplib
@@ -17,6 +18,7 @@ from tests.conftest import make_config, require_binary
 from tests.helpers import ThreadedSandbox
 
 LARRY = "larry@beta.test"
+COMPLETE = b"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <t@alpha.test>\r\n"
 MESSAGE = b"From: app@alpha.test\r\nTo: larry@beta.test\r\nSubject: hi\r\n\r\nhello\r\n"
 
 
@@ -215,3 +217,96 @@ def test_the_mx_server_adds_no_date_or_message_id(sandbox: ThreadedSandbox) -> N
         client.sendmail("app@alpha.test", [LARRY], b"Subject: bare\r\n\r\nbody\r\n")
     [record] = sandbox.wait_for(to=LARRY)
     assert sandbox.raw(record).endswith(b"\r\nSubject: bare\r\n\r\nbody\r\n")
+
+
+# --- BDAT (RFC 3030) ----------------------------------------------------------------------
+
+
+def test_bdat_in_a_raw_session(sandbox: ThreadedSandbox, raw: Raw) -> None:
+    """The chunks are read as bytes: a chunk holding "QUIT\\r\\n" or a lone dot is data."""
+    ehlo = raw.send(b"EHLO app.test")
+    assert b"250-CHUNKING" in ehlo and b"250-BINARYMIME" in ehlo
+    first = b"From: app@alpha.test\r\nSubject: chunks\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+    first += b"Message-ID: <c@alpha.test>\r\n\r\nQUIT\r\n.\r\n"
+    second = b"RSET\r\nno dot-stuffing, no end marker: \x00\xff binary"
+    assert raw.send(b"MAIL FROM:<app@alpha.test> BODY=BINARYMIME").startswith(b"250")
+    assert raw.send(b"RCPT TO:<larry@beta.test>").startswith(b"250")
+    raw.sock.sendall(b"BDAT %d\r\n" % len(first) + first)
+    assert raw.reply() == b"250 2.0.0 %d octets received\r\n" % len(first)
+    raw.sock.sendall(b"BDAT %d LAST\r\n" % len(second) + second)
+    assert raw.reply().startswith(b"250 2.0.0 OK: queued as ")
+    sandbox.wait_for(to=LARRY)
+    [sent] = sandbox.messages(folder="Sent")  # as the submission server stored it
+    assert sandbox.raw(sent).endswith(first + second)
+    assert raw.send(b"NOOP").startswith(b"250")  # the session goes on
+
+
+def test_bdat_pipelined_with_an_empty_last_chunk(sandbox: ThreadedSandbox, raw: Raw) -> None:
+    body = b"Subject: piped\r\n" + COMPLETE + b"\r\nhello\r\n"
+    raw.sock.sendall(
+        b"MAIL FROM:<app@alpha.test>\r\nRCPT TO:<larry@beta.test>\r\n"
+        + b"BDAT %d\r\n" % len(body)
+        + body
+        + b"BDAT 0 LAST\r\n"
+    )
+    replies = [raw.reply() for _ in range(4)]
+    assert [r[:3] for r in replies] == [b"250"] * 4, replies
+    [record] = sandbox.wait_for(to=LARRY)
+    assert sandbox.raw(record).endswith(body)
+
+
+def test_bdat_out_of_sequence_and_oversize(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config = replace(config, smtp=replace(config.smtp, max_message_size=100))
+    with ThreadedSandbox(config) as sandbox:
+        raw = Raw(sandbox.smtp)
+        try:
+            raw.send(b"EHLO app.test")
+            # Without a transaction the chunk is still read, and refused.
+            raw.sock.sendall(b"BDAT 6 LAST\r\nNOOP\r\n")
+            assert raw.reply().startswith(b"503 5.5.1 Error: need MAIL")
+            assert raw.send(b"BDAT x").startswith(b"501 5.5.4 Syntax: BDAT chunk-size [LAST]")
+            raw.send(b"MAIL FROM:<app@alpha.test> BODY=BINARYMIME")
+            raw.send(b"RCPT TO:<larry@beta.test>")
+            assert raw.send(b"DATA").startswith(b"503 5.5.1 BODY=BINARYMIME")
+            raw.sock.sendall(b"BDAT 80\r\n" + b"a" * 80)
+            assert raw.reply().startswith(b"250")
+            assert raw.send(b"DATA").startswith(b"503 5.5.1 DATA after BDAT")
+            raw.sock.sendall(b"BDAT 80 LAST\r\n" + b"b" * 80)
+            assert raw.reply().startswith(b"552 5.3.4 Message too big")
+            assert raw.send(b"MAIL FROM:<app@alpha.test>").startswith(b"250")  # reset
+        finally:
+            raw.close()
+        assert sandbox.messages() == []
+
+
+async def test_bdat_with_aiosmtplib(sandbox: ThreadedSandbox) -> None:
+    """aiosmtplib (the relay's own client) sees CHUNKING and BINARYMIME advertised; it has
+    no BDAT call of its own, so the chunks go through its protocol object."""
+    import aiosmtplib
+
+    host, port = sandbox.smtp
+    data = b"From: app@alpha.test\r\nSubject: from aiosmtplib\r\n" + COMPLETE + b"\r\n"
+    data += b"line\r\n" * 5000 + b"\x00binary tail"
+    client = aiosmtplib.SMTP(hostname=host, port=port, start_tls=False, timeout=10)
+    async with client:
+        await client.ehlo()
+        assert client.supports_extension("chunking")
+        assert client.supports_extension("binarymime")
+        await client.mail("app@alpha.test", options=["BODY=BINARYMIME"])
+        await client.rcpt(LARRY)
+        protocol = client.protocol
+        assert protocol is not None
+        half = len(data) // 2
+        for chunk, last in ((data[:half], b""), (data[half:], b" LAST")):
+            protocol.write(b"BDAT %d%s\r\n" % (len(chunk), last) + chunk)
+            reply = await protocol.read_response(timeout=10)
+            assert reply.code == 250, reply
+        assert reply.message.startswith("2.0.0 OK: queued as")
+    await asyncio.to_thread(sandbox.wait_for, to=LARRY)
+    [sent] = sandbox.messages(folder="Sent")
+    assert sandbox.raw(sent).endswith(data)
+    [session] = [s for s in sandbox.journal("smtp.session") if s["server"] == "submission"]
+    transcript = session["transcript"]
+    assert f"C: BDAT {half}" in transcript and f"C: <chunk data, {half} bytes>" in transcript
+    assert not any("line" in entry for entry in transcript)  # chunk bytes are not commands

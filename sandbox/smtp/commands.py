@@ -241,3 +241,13 @@ def _check_utf8(address: str, smtputf8: bool, code: str, role: str) -> None:
             f"553 {code} The {role} <{address}> is not ASCII: send MAIL FROM:<…> SMTPUTF8"
             " for UTF-8 addresses (RFC 6531)"
         )
+
+
+def parse_bdat(arg: str | None) -> tuple[int, bool] | Refused:
+    """``BDAT chunk-size [LAST]`` (RFC 3030 §2) → (size, last), or the refusal."""
+    words = (arg or "").split()
+    if not 1 <= len(words) <= 2 or not words[0].isdigit() or len(words[0]) > 18:
+        return Refused("501 5.5.4 Syntax: BDAT chunk-size [LAST]")
+    if len(words) == 2 and words[1].upper() != "LAST":
+        return Refused("501 5.5.4 Syntax: BDAT chunk-size [LAST]")
+    return int(words[0]), len(words) == 2

@@ -108,8 +108,10 @@ class BaseHandler(ABC):
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        # RFC 2920 and RFC 2034: aiosmtpd handles both but does not say so.
-        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+        # RFC 2920 and RFC 2034: aiosmtpd handles both but does not say so; RFC 3030
+        # CHUNKING and BINARYMIME are the sandbox's own (SandboxSMTP.smtp_BDAT).
+        extensions = ["PIPELINING", "ENHANCEDSTATUSCODES", "CHUNKING", "BINARYMIME"]
+        return [*responses[:-1], *(f"250-{name}" for name in extensions), responses[-1]]
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import time
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope
 
 from sandbox.events import EventBus, SmtpSessionEnded
-from sandbox.smtp.commands import MailParams, RcptParams, Refused, parse_mail, parse_rcpt
+from sandbox.smtp.commands import (
+    MailParams,
+    RcptParams,
+    Refused,
+    parse_bdat,
+    parse_mail,
+    parse_rcpt,
+)
 from sandbox.smtp.replies import too_big, with_enhanced_code
 
+_BDAT_LINE = re.compile(r"(?i)BDAT +(\d{1,18})(?: +LAST)? *$")
 # Replies that mean the client sent something wrong; a session has a budget of them.
 _CLIENT_ERRORS = frozenset({"500", "501", "502", "503", "504", "553", "555"})
 TRANSCRIPT_LINES = 200
+BDAT_READ = 64 * 1024  # a chunk is read in pieces this big; beyond SIZE none is kept
 TRANSCRIPT_LINE_CHARS = 300
 
 
@@ -34,6 +44,7 @@ class Transcript:
         self._in_data = False
         self._data_bytes = 0
         self._secret_next = False
+        self._chunk_left = 0  # octets of a BDAT chunk still to come (not lines)
         self.truncated = 0
 
     def _add(self, line: str) -> None:
@@ -46,17 +57,37 @@ class Transcript:
         if self._in_data:
             self._data_bytes += len(data)
             return
-        self._partial += data
-        *complete, self._partial = self._partial.split(b"\n")
+        while data:
+            if self._chunk_left:
+                taken = min(self._chunk_left, len(data))
+                self._chunk_left -= taken
+                data = data[taken:]
+                continue
+            self._partial += data
+            data = b""
+            while b"\n" in self._partial:
+                raw, self._partial = self._partial.split(b"\n", 1)
+                self._line(raw)
+                if self._chunk_left:  # the chunk's bytes are not lines
+                    data, self._partial = self._partial, b""
+                    break
         if len(self._partial) > TRANSCRIPT_LINE_CHARS:
             self._partial = self._partial[:TRANSCRIPT_LINE_CHARS]
-        for raw in complete:
-            text = raw.rstrip(b"\r").decode("utf-8", "replace")
-            if self._secret_next:
-                text, self._secret_next = "****", False
-            elif text[:10].upper().startswith("AUTH ") and len(text.split()) > 2:
-                text = " ".join(text.split()[:2]) + " ****"
-            self._add("C: " + text)
+
+    def _line(self, raw: bytes) -> None:
+        text = raw.rstrip(b"\r").decode("utf-8", "replace")
+        if self._secret_next:
+            text, self._secret_next = "****", False
+        elif text[:10].upper().startswith("AUTH ") and len(text.split()) > 2:
+            text = " ".join(text.split()[:2]) + " ****"
+        self._add("C: " + text)
+        bdat = _BDAT_LINE.match(text)
+        if bdat:
+            self._chunk_left = int(bdat.group(1))
+
+    def chunk_done(self, size: int) -> None:
+        """Called once the server has read a BDAT chunk: summarise it, as DATA is."""
+        self._add(f"C: <chunk data, {size} bytes>")
 
     def server(self, reply: str) -> None:
         if self._in_data:
@@ -86,12 +117,15 @@ class ConnectionBudget:
 
 
 class SandboxEnvelope(Envelope):
-    """aiosmtpd's envelope plus what the sandbox's extensions carry (BODY, DSN)."""
+    """aiosmtpd's envelope plus what the sandbox's extensions carry (BODY, DSN, BDAT)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.params = MailParams()
         self.rcpt_params: dict[str, RcptParams] = {}  # by recipient, as the handler took it
+        self.chunks = bytearray()  # BDAT data so far (RFC 3030)
+        self.chunked = False  # a BDAT was sent: DATA is out of sequence now
+        self.chunk_refusal: str | None = None  # the reply the LAST chunk gets instead
 
 
 class SandboxSMTP(SMTP):
@@ -167,6 +201,67 @@ class SandboxSMTP(SMTP):
         if text.startswith("552") and ("Too much mail data" in text or "exceeds fixed" in text):
             return too_big(self.data_size_limit or 0)
         return with_enhanced_code(text)
+
+    # --- BDAT (RFC 3030 CHUNKING, BINARYMIME) ----------------------------------------
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        envelope = self.envelope
+        assert isinstance(envelope, SandboxEnvelope)
+        if envelope.chunked:
+            await self.push("503 5.5.1 DATA after BDAT in the same transaction (RFC 3030 §2)")
+            return
+        if envelope.mail_from and envelope.params.body == "BINARYMIME":
+            # RFC 3030 §3: BINARYMIME has no end marker that DATA could find.
+            await self.push("503 5.5.1 BODY=BINARYMIME messages are sent with BDAT, not DATA")
+            return
+        await super().smtp_DATA(arg)
+
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        """``BDAT size [LAST]``: exactly ``size`` octets follow the line, read as bytes
+        whatever the reply (RFC 3030 §2); the LAST chunk ends the message."""
+        parsed = parse_bdat(arg)
+        if isinstance(parsed, Refused):
+            await self.push(parsed.reply)  # no size: nothing can be skipped
+            return
+        size, last = parsed
+        envelope, session = self.envelope, self.session
+        assert isinstance(envelope, SandboxEnvelope) and session is not None
+        limit = self.data_size_limit or 0
+        keep = envelope.chunk_refusal is None and bool(envelope.rcpt_tos)
+        left = size
+        while left:
+            piece = await self._reader.read(min(left, BDAT_READ))
+            if not piece:
+                return  # the client hung up mid-chunk
+            left -= len(piece)
+            if keep:
+                envelope.chunks += piece
+                if limit and len(envelope.chunks) > limit:
+                    envelope.chunk_refusal, keep = too_big(limit), False
+                    envelope.chunks = bytearray()
+        self.transcript.chunk_done(size)
+        if await self.check_helo_needed() or await self.check_auth_needed("BDAT"):
+            return
+        if not envelope.mail_from:
+            await self.push("503 5.5.1 Error: need MAIL command")
+            return
+        if not envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        envelope.chunked = True
+        if not last:
+            await self.push(envelope.chunk_refusal or f"250 2.0.0 {size} octets received")
+            return
+        refusal = envelope.chunk_refusal
+        if refusal is None:
+            envelope.original_content = envelope.content = bytes(envelope.chunks)
+            envelope.chunks = bytearray()
+            status = await self._call_handler_hook("DATA")
+            refusal = "250 2.0.0 OK" if status is MISSING else str(status)
+        if refusal.startswith("250"):
+            self.messages_accepted += 1
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(refusal)
 
     async def smtp_EHLO(self, hostname: str) -> None:
         self._ehlo_reply = True
