@@ -13,7 +13,7 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -23,7 +23,7 @@ from sandbox.config import Config
 from sandbox.events import EventBus
 from sandbox.headers import complete_submission, return_path
 from sandbox.ingest import ingest
-from sandbox.smtp.protocol import peer_text
+from sandbox.smtp.protocol import SandboxEnvelope, peer_text
 from sandbox.smtp.received import protocol_name, received_header
 from sandbox.store import (
     INBOX,
@@ -37,6 +37,7 @@ from sandbox.store import (
     domain_of,
     normalize_address,
 )
+from sandbox.store.dsn import DeliveryDsn, RecipientDsn
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,9 @@ class BaseHandler(ABC):
     ) -> list[str]:
         session.host_name = hostname
         # RFC 2920 and RFC 2034: aiosmtpd handles both but does not say so; RFC 3030
-        # CHUNKING and BINARYMIME are the sandbox's own (SandboxSMTP.smtp_BDAT).
-        extensions = ["PIPELINING", "ENHANCEDSTATUSCODES", "CHUNKING", "BINARYMIME"]
+        # CHUNKING and BINARYMIME are the sandbox's own (SandboxSMTP.smtp_BDAT), and so is
+        # DSN (RFC 3461: parameters parsed in sandbox.smtp.commands, reports by the relay).
+        extensions = ["PIPELINING", "ENHANCEDSTATUSCODES", "CHUNKING", "BINARYMIME", "DSN"]
         return [*responses[:-1], *(f"250-{name}" for name in extensions), responses[-1]]
 
     async def handle_RCPT(
@@ -192,7 +194,7 @@ class BaseHandler(ABC):
         if final:
             parts.append((return_path(sender) + raw, final, ()))
         if onward or plan.deliveries or not final:
-            parts.append((raw, onward, plan.deliveries))
+            parts.append((raw, onward, _with_dsn(plan.deliveries, envelope)))
         for data, copies, deliveries in parts:  # the relayed part last: it owns the queue id
             await ingest(
                 self.store,
@@ -426,6 +428,31 @@ _OUR_TRACE = re.compile(
     rb"(?:[^\r\n]|\r?\n[ \t])*?\bid ([0-9a-f]{12})\b",
     re.IGNORECASE,
 )
+
+
+def _with_dsn(deliveries: tuple[NewDelivery, ...], envelope: Envelope) -> tuple[NewDelivery, ...]:
+    """The RFC 3461 parameters of MAIL and RCPT, carried by each delivery to the relay."""
+    if not isinstance(envelope, SandboxEnvelope):
+        return deliveries
+    params = envelope.params
+    per_rcpt = {
+        normalize_address(address): RecipientDsn(p.notify, p.orcpt)
+        for address, p in envelope.rcpt_params.items()
+        if p.notify or p.orcpt
+    }
+    if params.ret is None and params.envid is None and not per_rcpt:
+        return deliveries
+    return tuple(
+        replace(
+            d,
+            dsn=DeliveryDsn(
+                params.ret,
+                params.envid,
+                {r: per_rcpt[r] for r in d.recipients if r in per_rcpt},
+            ),
+        )
+        for d in deliveries
+    )
 
 
 def _unique(addresses: list[str]) -> list[str]:
