@@ -310,3 +310,19 @@ async def test_bdat_with_aiosmtplib(sandbox: ThreadedSandbox) -> None:
     transcript = session["transcript"]
     assert f"C: BDAT {half}" in transcript and f"C: <chunk data, {half} bytes>" in transcript
     assert not any("line" in entry for entry in transcript)  # chunk bytes are not commands
+
+
+def test_bare_postmaster_is_accepted_by_every_server(sandbox: ThreadedSandbox) -> None:
+    """RFC 5321 §4.5.1: <Postmaster> without a domain MUST be accepted."""
+    for address in (sandbox.smtp, sandbox.mx("beta.test")):
+        client = Raw(address)
+        try:
+            client.send(b"EHLO app.test")
+            client.send(b"MAIL FROM:<app@alpha.test>")
+            assert client.send(b"RCPT TO:<Postmaster>").startswith(b"250")
+            assert client.send(b"DATA").startswith(b"354")
+            assert client.send(MESSAGE + b".").startswith(b"250")
+        finally:
+            client.close()
+    stored = {r.mailbox for r in sandbox.wait_for(2, folder="INBOX")}
+    assert stored == {"postmaster@submission.localhost", "postmaster@beta.test"}

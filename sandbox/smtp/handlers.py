@@ -118,6 +118,8 @@ class BaseHandler(ABC):
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if address.lower() == "postmaster":  # RFC 5321 §4.5.1: MUST be accepted
+            address = f"postmaster@{self.postmaster_domain()}"
         if "@" not in address or address.startswith("@") or address.endswith("@"):
             return f"553 5.1.3 Recipient must be an address like name@domain, got <{address}>"
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
@@ -134,6 +136,10 @@ class BaseHandler(ABC):
 
     def refuse_recipient(self, address: str) -> str | None:
         return None
+
+    def postmaster_domain(self) -> str:
+        """Where a bare ``RCPT TO:<Postmaster>`` goes: this server's own domain."""
+        return self.hostname
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -393,6 +399,9 @@ class MxHandler(BaseHandler):
         result = await super().handle_DATA(server, session, envelope)
         self.chaos.accepted(self.domain)
         return result
+
+    def postmaster_domain(self) -> str:
+        return self.domain
 
     def refuse_recipient(self, address: str) -> str | None:
         if domain_of(address) != self.domain:
