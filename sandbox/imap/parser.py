@@ -354,10 +354,14 @@ class Parser:
         tag = self._tag()
         end = self._buf.find(b"\r\n", start)
         if end >= 0:
+            more = _LITERAL_AT_END.search(self._buf, start, end)
+            follows = int(more.group(1)) if more is not None and more.group(2) else 0
             del self._buf[: end + 2]
+            if follows:  # a LITERAL+ announced at the end arrives anyway: drop it too
+                self._discard, self._skip_line = follows, True
         else:
-            keep = 1 if self._buf.endswith(b"\r") else 0
-            del self._buf[: len(self._buf) - keep]
+            # Keep what could be the start of a literal announcement at the end.
+            del self._buf[: max(0, len(self._buf) - _ANNOUNCEMENT_TAIL)]
             self._skip_line = True
         self._line_start = 0
         self._continued = False

@@ -218,3 +218,18 @@ def test_a_7bit_name_is_accepted_only_in_its_canonical_form(wire: str) -> None:
 def test_search_charset_aliases(given_name: str, canonical: str) -> None:
     cmd = parse_command(f"a SEARCH CHARSET {given_name} ALL\r\n".encode())
     assert isinstance(cmd, Search) and cmd.charset == canonical
+
+
+@pytest.mark.parametrize("split", [None, 3, 7])
+def test_a_refused_long_line_drops_the_literal_plus_it_announces(split: int | None) -> None:
+    """The LITERAL+ at the end of a refused line arrives anyway: it is not a command."""
+    # The 9-octet literal holds what looks like a command; " pw" ends the refused one.
+    wire = b"a LOGIN " + b"u" * 200 + b" {9+}\r\nb NOOP\r\nx pw\r\nc NOOP\r\n"
+    parser = Parser(max_line=100, max_command=150)
+    items: list[object] = []
+    pieces = [wire] if split is None else [wire[i : i + split] for i in range(0, len(wire), split)]
+    for piece in pieces:
+        parser.receive_data(piece)
+        items += drain(parser)
+    assert isinstance(items[0], ParseError) and items[0].tag == "a"
+    assert [getattr(i, "tag", None) for i in items[1:]] == ["c"]
