@@ -326,3 +326,11 @@ def test_bare_postmaster_is_accepted_by_every_server(sandbox: ThreadedSandbox) -
             client.close()
     stored = {r.mailbox for r in sandbox.wait_for(2, folder="INBOX")}
     assert stored == {"postmaster@submission.localhost", "postmaster@beta.test"}
+
+
+def test_help_lists_the_commands_the_sandbox_implements(raw: Raw) -> None:
+    listing = raw.send(b"HELP")
+    assert listing.startswith(b"250")
+    for command in (b"BDAT", b"DATA", b"MAIL", b"RCPT"):
+        assert command in listing.split(), listing
+    assert raw.send(b"HELP BDAT") == b"250 2.0.0 Syntax: BDAT chunk-size [LAST]\r\n"

@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
 from sandbox.events import EventBus, SmtpSessionEnded
 from sandbox.smtp.commands import (
@@ -204,6 +204,7 @@ class SandboxSMTP(SMTP):
 
     # --- BDAT (RFC 3030 CHUNKING, BINARYMIME) ----------------------------------------
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
         envelope = self.envelope
         assert isinstance(envelope, SandboxEnvelope)
@@ -216,6 +217,7 @@ class SandboxSMTP(SMTP):
             return
         await super().smtp_DATA(arg)
 
+    @syntax("BDAT chunk-size [LAST]")
     async def smtp_BDAT(self, arg: str | None) -> None:
         """``BDAT size [LAST]``: exactly ``size`` octets follow the line, read as bytes
         whatever the reply (RFC 3030 §2); the LAST chunk ends the message."""
@@ -286,6 +288,7 @@ class SandboxSMTP(SMTP):
     def _create_envelope(self) -> SandboxEnvelope:
         return SandboxEnvelope()
 
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
             return
@@ -321,6 +324,7 @@ class SandboxSMTP(SMTP):
             envelope.params = params
         await self.push(status)
 
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
             return
