@@ -133,6 +133,7 @@ def test_lenient_mode_takes_paths_without_brackets(tmp_path: Path) -> None:
             client.send(b"EHLO app.test")
             assert client.send(b"MAIL FROM:app@alpha.test").startswith(b"250")
             assert client.send(b"RCPT TO:larry@beta.test").startswith(b"250")
+            assert client.send("RCPT TO:<jörg@beta.test>".encode()).startswith(b"250")
             # Control characters stay refused: nothing could store or deliver them.
             assert client.send(b"RCPT TO:<x\x00@beta.test>").startswith(b"501 5.1.3")
             assert client.send(b"DATA").startswith(b"354")

@@ -5,7 +5,8 @@ accepted and dropped, §4.1.1.3 ``<Postmaster>``), RFC 6531 §3.3 UTF-8 addresse
 with the SMTPUTF8 parameter, and the parameters the sandbox offers: SIZE (RFC 1870),
 BODY (RFC 6152, RFC 3030 BINARYMIME), SMTPUTF8, and DSN's RET, ENVID, NOTIFY and ORCPT
 (RFC 3461 §4). A refusal carries its whole reply, with the RFC 3463 code and what was
-wrong. ``strict=False`` keeps the lenient path syntax (no brackets needed) of old.
+wrong. ``strict=False`` is the lenient behaviour of old: paths without brackets, UTF-8
+addresses without SMTPUTF8; control characters are refused either way.
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ def parse_mail(
                 raise Refused(f"501 5.5.4 ENVID is 1 to {MAX_ENVID} characters (RFC 3461 §4.4)")
         else:
             raise Refused(f"555 5.5.4 MAIL FROM parameter {key} is not supported here")
-    _check_utf8(address, smtputf8, "5.6.7", "sender")
+    if strict:
+        _check_utf8(address, smtputf8, "5.6.7", "sender")
     return address, MailParams(size, body, smtputf8, ret, envid, tuple(rest.split()))
 
 
@@ -230,7 +232,8 @@ def parse_rcpt(
             orcpt = f"{kind.lower()};{decoded}"
         else:
             raise Refused(f"555 5.5.4 RCPT TO parameter {key} is not supported here")
-    _check_utf8(address, smtputf8, "5.6.7", "recipient")
+    if strict:
+        _check_utf8(address, smtputf8, "5.6.7", "recipient")
     return address, RcptParams(notify, orcpt, tuple(rest.split()))
 
 
