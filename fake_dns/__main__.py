@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import signal
 import sys
@@ -67,7 +68,14 @@ def _parse_domain(text: str, mx_port: int) -> DomainSpec:
 
 def _zones(args: argparse.Namespace) -> Zones:
     specs = [_parse_domain(text, args.mx_port) for text in args.domain or DEFAULT_DOMAINS]
-    return build_zones(specs, common_mx_port=args.mx_port, ttl=args.ttl)
+    # Each zone's NS host points at where this server listens (0.0.0.0: loopback; a
+    # --host that is not an address is reported when the server starts).
+    try:
+        host = ipaddress.ip_address(args.host)
+    except ValueError:
+        host = ipaddress.ip_address("127.0.0.1")
+    ns_address = "127.0.0.1" if host.is_unspecified else str(host)
+    return build_zones(specs, common_mx_port=args.mx_port, ttl=args.ttl, ns_address=ns_address)
 
 
 def _emit(event: dict[str, object]) -> None:

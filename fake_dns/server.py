@@ -50,6 +50,7 @@ NO_ANSWER = "TIMEOUT"
 _QR = int(dns.flags.QR)
 _AA = int(dns.flags.AA)
 _RD = int(dns.flags.RD)
+_DO = int(dns.flags.DO)
 _REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 
 
@@ -281,6 +282,10 @@ class DnsServer:
 
     def _answer(self, query: dns.message.Message, tcp: bool) -> _Reply:
         response = dns.message.make_response(query, our_payload=OUR_UDP_PAYLOAD)
+        if query.edns >= 0 and query.ednsflags & _DO:
+            # RFC 3225 §3: the DO bit of the query MUST be copied into the reply. There are
+            # no signatures to add: the fake zones are unsigned (RFC 4035 §3.1.6: insecure).
+            response.ednsflags |= _DO
         if len(query.question) != 1:
             # RFC 9619: QDCOUNT is 1 for QUERY; anything else is malformed.
             response.set_rcode(dns.rcode.FORMERR)

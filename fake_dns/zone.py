@@ -298,6 +298,12 @@ class _Builder:
                 return zone
         return None
 
+    def has_owner(self, owner: dns.name.Name) -> bool:
+        """Whether some record is already published at ``owner`` (an extra record, say)."""
+        zone = self.zone_for(owner)
+        key = name_key(owner)
+        return zone is not None and any(k == key for k, _ in zone.rdatas)
+
     def add(self, owner: dns.name.Name, rdata: dns.rdata.Rdata, ttl: int) -> None:
         zone = self.zone_for(owner)
         if zone is None:
@@ -307,8 +313,12 @@ class _Builder:
         if all(existing != rdata for existing, _ in entry[1]):
             entry[1].append((rdata, ttl))
 
-    def finish(self, ns_name: dns.name.Name, hostmaster: dns.name.Name, ttl: int) -> list[_Zone]:
+    def finish(
+        self, authority: Mapping[str, tuple[dns.name.Name, dns.name.Name]], ttl: int
+    ) -> list[_Zone]:
+        """Add each zone's SOA and NS from ``authority``: zone → (name server, hostmaster)."""
         for zone in self.zones:
+            ns_name, hostmaster = authority[zone.name]
             soa = f"{ns_name} {hostmaster} {SOA_TIMERS} {ttl}"
             self.add(zone.origin, dns.rdata.from_text(_IN, dns.rdatatype.SOA, soa), ttl)
             self.add(zone.origin, dns.rdata.from_text(_IN, dns.rdatatype.NS, str(ns_name)), ttl)
@@ -347,6 +357,7 @@ def build_zones(
     common_mx_port: int,
     ptr: Mapping[str, str] | None = None,
     ns_name: str | None = None,
+    ns_address: str = "127.0.0.1",
     ttl: int = 60,
 ) -> Zones:
     """Build every zone once: SOA, NS, MX, A/AAAA, SPF TXT, SRV, PTR and extra records.
@@ -354,11 +365,14 @@ def build_zones(
     ``common_mx_port`` is the port every MX server is expected on; a domain whose
     ``mx_port`` differs also gets ``_smtp._tcp.<domain>`` SRV records carrying its port.
     ``ptr`` adds reverse records (address -> name) and wins over generated ones.
-    ``ns_name`` (default ``ns.<first domain>``) is the NS and SOA MNAME of every zone; it
-    gets no address record. Raises ``ValueError`` on anything inconsistent.
+    Each domain's zone names ``ns.<domain>`` as its NS and SOA MNAME, and publishes that
+    host at ``ns_address`` (where the stub listens), so a resolver that follows the NS
+    record finds the server in the zone itself (RFC 1034 §4.2.1); the reverse zones use the
+    first domain's. ``ns_name`` instead names one server for every zone (its address is
+    published when it lies in a served zone). Raises ``ValueError`` on anything inconsistent.
     """
     try:
-        return _build(domains, common_mx_port, ptr or {}, ns_name, ttl)
+        return _build(domains, common_mx_port, ptr or {}, ns_name, ns_address, ttl)
     except dns.exception.DNSException as exc:  # bad names or record values
         raise ValueError(f"invalid zone data: {exc}") from exc
 
@@ -368,6 +382,7 @@ def _build(
     common_mx_port: int,
     ptr: Mapping[str, str],
     ns_name: str | None,
+    ns_address: str,
     ttl: int,
 ) -> Zones:
     names = [spec.name.lower().rstrip(".") for spec in domains]
@@ -381,8 +396,18 @@ def _build(
             raise ValueError(f"not a domain name: {name!r}")
     builder = _Builder([*origins, *((zone, _absolute(zone)) for zone in REVERSE_ZONES)])
     first = names[0] if names else "localhost"
-    ns = _absolute(ns_name) if ns_name else _absolute(f"ns.{first}" if names else first)
-    hostmaster = _absolute(f"hostmaster.{first}")
+    authority = {
+        zone: (
+            _absolute(ns_name or f"ns.{zone}"),
+            _absolute(f"hostmaster.{zone}"),
+        )
+        for zone in names
+    }
+    for zone in REVERSE_ZONES:
+        authority[zone] = (
+            _absolute(ns_name or (f"ns.{first}" if names else first)),
+            _absolute(f"hostmaster.{first}"),
+        )
 
     reverse: dict[str, dns.name.Name] = {}
     for spec, (_, origin) in zip(domains, origins, strict=True):
@@ -393,7 +418,11 @@ def _build(
     for address, target in reverse.items():
         rdata = dns.rdata.from_text(_IN, dns.rdatatype.PTR, target.to_text())
         builder.add(dns.reversename.from_address(address), rdata, ttl)
-    return Zones(builder.finish(ns, hostmaster, ttl), domains)
+    ns_rdata = _address_rdata(ns_address)[1]
+    for ns_host in {ns for ns, _ in authority.values()}:
+        if builder.zone_for(ns_host) is not None and not builder.has_owner(ns_host):
+            builder.add(ns_host, ns_rdata, ttl)
+    return Zones(builder.finish(authority, ttl), domains)
 
 
 def _add_domain(

@@ -56,6 +56,9 @@ class SmtpConfig:
     max_connections: int = 1000  # per listener; more get 421 4.7.0
     max_bad_commands: int = 20  # errors in one session before 421 4.7.0 and a close
     idle_timeout: float = 300.0
+    # As production MTAs are: paths in angle brackets, RFC 5321 syntax, no control
+    # characters, UTF-8 addresses only with SMTPUTF8. false: any path aiosmtpd can read.
+    strict: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,10 @@ class ImapConfig:
     port: int = 1143
     max_literal_size: int = 32 * 1024 * 1024
     max_line_length: int = 64 * 1024
+    # A whole command: its lines and every literal in it (several literals, each under
+    # max_literal_size, must not add up without bound); much lower before a login.
+    max_command_size: int = 64 * 1024 * 1024
+    max_command_size_before_login: int = 8 * 1024
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
     bad_command_limit: int = 20
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close

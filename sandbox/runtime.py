@@ -249,7 +249,10 @@ class Runtime:
         specs = [domain_spec(d, mx[d.name]) for d in self.config.domains]
         try:
             zones = build_zones(
-                specs, common_mx_port=self.config.mx.port, ptr={"127.0.0.1": "localhost"}
+                specs,
+                common_mx_port=self.config.mx.port,
+                ptr={"127.0.0.1": "localhost"},
+                ns_address=_published_address(self.config.host),
             )
         except ValueError as exc:
             raise StartupError(f"bad DNS settings in the domains' configuration: {exc}") from exc
@@ -416,6 +419,7 @@ class Runtime:
                 line_length_limit=config.smtp.max_line_length,
                 budget=budget,
                 max_bad_commands=config.smtp.max_bad_commands,
+                strict=config.smtp.strict,
                 hostname=handler.hostname,
                 ident="ESMTP mail-sandbox",
                 data_size_limit=config.smtp.max_message_size,
@@ -517,6 +521,12 @@ def domain_spec(domain: DomainConfig, mx_server: Address) -> DomainSpec:
         extra=tuple(ExtraRecord(r.name, r.type, r.value, r.ttl) for r in domain.records),
         fault=DnsFault(fault.mode, fault.delay_ms),  # type: ignore[arg-type]
     )
+
+
+def _published_address(host: str) -> str:
+    """The address the zones give the stub's own NS host: where it listens, or loopback
+    when it listens on every address (0.0.0.0 in a record reaches nobody)."""
+    return "127.0.0.1" if ipaddress.ip_address(host).is_unspecified else host
 
 
 def _inside(host: str, domain: str) -> bool:

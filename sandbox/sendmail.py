@@ -201,7 +201,7 @@ def prepare(
         recipients += split_addresses(
             values.get("to", []) + values.get("cc", []) + values.get("bcc", [])
         )
-    recipients = list(dict.fromkeys(r for r in recipients if r))
+    recipients = list(dict.fromkeys(_qualify(r, host) for r in recipients if r))
     if not recipients:
         raise _usage("no recipients: give addresses as arguments, or -t to read To, Cc and Bcc")
     from_header = split_addresses(values.get("from", []))
@@ -211,6 +211,7 @@ def prepare(
         envelope_from = from_header[0]
     else:
         envelope_from = f"{user}@{host}"
+    envelope_from = _qualify(envelope_from, host)
     kept = [lines for lines in fields if _name(lines[0]) != b"bcc"]
     added: list[bytes] = []
     if "from" not in values:
@@ -225,6 +226,12 @@ def prepare(
     header = b"".join(added) + b"".join(b"".join(lines) for lines in kept)
     message = header + newline + body
     return Prepared(envelope_from, tuple(recipients), re.sub(rb"\r?\n", b"\r\n", message))
+
+
+def _qualify(address: str, host: str) -> str:
+    """A bare local name (cron's ``root``) gets ``@host``, as sendmail and postfix do
+    (append_at_myorigin): SMTP paths need a domain (RFC 5321 §4.1.2)."""
+    return address if not address or "@" in address else f"{address}@{host}"
 
 
 def _split_headers(raw: bytes) -> tuple[list[list[bytes]], bytes]:

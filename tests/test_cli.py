@@ -103,7 +103,10 @@ def test_send_then_messages_show_wait_clear(serve_process: ServeProcess, tmp_pat
         env=clean_env(),
         timeout=30,
     )
-    assert raw.stdout.startswith(b"Received: from mx.alpha.test (mx.alpha.test [127.0.0.11])")
+    assert raw.stdout.startswith(
+        b"Return-Path: <mikaela@alpha.test>\r\n"
+        b"Received: from mx.alpha.test (mx.alpha.test [127.0.0.11])"
+    )
     assert b"Received: from mail-sandbox-cli (localhost [127.0.0.1])" in raw.stdout
     assert b'filename="report.csv"' in raw.stdout
     assert json.loads(cli("show", str(obj["id"]), "--json", *args).stdout)["id"] == obj["id"]

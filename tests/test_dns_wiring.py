@@ -131,6 +131,38 @@ def test_dig_against_a_running_sandbox(serve_process: ServeProcess) -> None:
     assert "flags: qr aa" in run("MX", "beta.test")
 
 
+def test_dig_dnssec_gets_the_do_bit_back(serve_process: ServeProcess) -> None:
+    """RFC 3225 §3: the DO bit of the query is copied into the reply's OPT record."""
+    dig = require_binary("dig")
+    port = str(serve_process.dns_port)
+    out = subprocess.run(
+        [dig, "@127.0.0.1", "-p", port, "+dnssec", "MX", "beta.test"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    [opt_line] = [line for line in out.splitlines() if line.startswith("; EDNS:")]
+    assert "flags: do;" in opt_line, out
+    plain = subprocess.run(
+        [dig, "@127.0.0.1", "-p", port, "MX", "beta.test"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    [opt_line] = [line for line in plain.splitlines() if line.startswith("; EDNS:")]
+    assert "do" not in opt_line.partition("flags:")[2].split(";")[0], plain
+
+
+def test_each_zones_name_server_resolves_in_its_own_zone(sandbox: ThreadedSandbox) -> None:
+    assert sandbox.endpoints is not None
+    dns_host = sandbox.endpoints.dns[0]
+    for domain in ("alpha.test", "beta.test"):
+        assert answers(ask(sandbox, domain, "NS")) == [f"ns.{domain}."]
+        reply = ask(sandbox, f"ns.{domain}", "A")
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert answers(reply) == [dns_host]
+
+
 def test_dns_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path) -> None:
     result = cli(
         "serve",

@@ -149,3 +149,64 @@ def test_fetchmail_collects_over_pop3s_and_imaps(sandbox: ThreadedSandbox, tmp_p
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "Subject: " in mbox.read_text()
+
+
+def mbsync_imaps(
+    sandbox: ThreadedSandbox, tmp_path: Path, host: str
+) -> subprocess.CompletedProcess[str]:
+    """One mbsync pull of INBOX over IMAPS, verifying the certificate for ``host``."""
+    binary = require_binary("mbsync")
+    assert sandbox.runtime.tls is not None
+    port = endpoint(sandbox, "imaps")[1]
+    maildir = tmp_path / f"maildir-{host}"
+    maildir.mkdir()
+    rc = tmp_path / f"mbsyncrc-{host}"
+    rc.write_text(
+        f"""IMAPAccount sandbox
+Host {host}
+Port {port}
+User {LARRY}
+Pass any
+SSLType IMAPS
+CertificateFile {sandbox.runtime.tls.ca_path}
+SystemCertificates no
+
+IMAPStore remote
+Account sandbox
+
+MaildirStore local
+Path {maildir}/
+Inbox {maildir}/INBOX
+
+Channel pull
+Far :remote:
+Near :local:
+Patterns INBOX
+Create Near
+Sync Pull
+SyncState *
+"""
+    )
+    return subprocess.run(
+        [binary, "-c", str(rc), "pull"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_clients_that_check_dns_names_only_trust_localhost(
+    sandbox: ThreadedSandbox, tmp_path: Path
+) -> None:
+    """mbsync matches the certificate's DNS names only, never its IP addresses: it must be
+    pointed at ``localhost`` (which the certificate carries), as the README says."""
+    send(sandbox, "over imaps")
+    sandbox.wait_for(to=LARRY)
+    by_name = mbsync_imaps(sandbox, tmp_path, "localhost")
+    assert by_name.returncode == 0, by_name.stdout + by_name.stderr
+    pulled = list((tmp_path / "maildir-localhost" / "INBOX").glob("*/*"))
+    assert len(pulled) == 1 and b"Subject: over imaps" in pulled[0].read_bytes()
+    by_address = mbsync_imaps(sandbox, tmp_path, "127.0.0.1")
+    assert by_address.returncode != 0
+    assert "certificate" in (by_address.stdout + by_address.stderr).lower()

@@ -246,8 +246,9 @@ def test_cron_invocations(mail_sandbox):
     )
     assert cronie.returncode == 0, cronie.stderr
     second = mail_sandbox.wait_for(to="ops@beta.test")
-    assert second.headers["From"] == "CronDaemon <root>"
-    assert second.envelope_from == "root"
+    # A bare local name is qualified with the host, as sendmail does (SMTP needs a domain).
+    assert second.headers["From"] == f"CronDaemon <root@{socket.gethostname()}>"
+    assert second.envelope_from == f"root@{socket.gethostname()}"
 
 
 def test_php_mail(mail_sandbox, tmp_path: Path):

@@ -36,7 +36,9 @@ def test_mx_accepts_its_own_domain_and_refuses_to_relay(sandbox: ThreadedSandbox
     [record] = sandbox.messages()
     assert (record.mailbox, record.folder, record.held) == ("larry@beta.test", "INBOX", False)
     raw = sandbox.raw(record)
+    # RFC 5321 §4.4: final delivery puts the envelope sender first, then the trace.
     assert raw.startswith(
+        b"Return-Path: <mikaela@alpha.test>\r\n"
         b"Received: from mx.alpha.test (localhost [127.0.0.1])\r\n\tby mx.beta.test"
     )
     hops = sandbox.journey(record)

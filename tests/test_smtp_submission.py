@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import socket
 import threading
@@ -19,6 +20,18 @@ from sandbox.config import Account
 from tests import statuscodes as S
 from tests.conftest import DATA
 from tests.helpers import ThreadedSandbox
+
+# Date and Message-ID, so that the submission server adds nothing (RFC 6409 §8).
+COMPLETE = b"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <t@alpha.test>\r\n"
+
+
+def without_added_fields(stored: bytes, sent: bytes) -> bytes:
+    """The stored message minus the Date/Message-ID the submission server added."""
+    if not re.search(rb"(?im)^message-id:", sent):
+        stored = re.sub(rb"Message-ID: <[0-9a-f]{24}@submission\.localhost>\r\n", b"", stored)
+    if not re.search(rb"(?im)^date:", sent):
+        stored = re.sub(rb"Date: [^\r\n]+\r\n(?=Message-ID: <[0-9a-f]{24}@)", b"", stored)
+    return stored
 
 
 def message(sender: str, to: list[str], subject: str = "hello", body: str = "hi\n") -> EmailMessage:
@@ -85,9 +98,13 @@ def test_recipients_across_fake_and_real_domains(sandbox: ThreadedSandbox) -> No
     assert set(inbox) == {r.lower() for r in rcpts}
     assert inbox["ceo@realcompany.com"].held and inbox["someone@example.org"].held
     assert not any(inbox[f"user0@{d}"].held for d in ("alpha.test", "beta.test", "gamma.test"))
-    # stored once per hop: one raw message per receiving server, shared by its copies
+    # stored once per hop: one raw message per receiving server, shared by its copies;
+    # the held copies are a final delivery, with Return-Path, so a message of their own
     [sent] = sandbox.messages(folder="Sent")
-    assert inbox["ceo@realcompany.com"].message_id == sent.message_id
+    held = inbox["ceo@realcompany.com"]
+    assert held.message_id == inbox["someone@example.org"].message_id != sent.message_id
+    assert sandbox.raw(held).startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
+    assert sandbox.raw(sent).startswith(b"Received: ")
     for domain in ("alpha.test", "beta.test", "gamma.test"):
         assert len({inbox[f"user{i}@{domain}"].message_id for i in range(3)}) == 1
     assert sent.mailbox == "mikaela@alpha.test" and "\\Seen" in sent.flags
@@ -120,7 +137,8 @@ def test_received_header_and_queue_id(sandbox: ThreadedSandbox) -> None:
     assert first[0] == "Received: from app.local (localhost [127.0.0.1])"
     assert first[1] == f"by submission.localhost (mail-sandbox) with ESMTP id {queue_id}"
     assert first[2].startswith("for <larry@beta.test>; ")
-    assert raw.endswith("Subject: trace\r\n\r\nbody\r\n")
+    # RFC 6409 §8.2, §8.3: the submission server completes the header block.
+    assert "Subject: trace\r\nDate: " in raw and raw.endswith("\r\n\r\nbody\r\n")
 
 
 def test_utf8_headers_and_addresses_with_smtputf8(sandbox: ThreadedSandbox) -> None:
@@ -145,7 +163,8 @@ def test_utf8_headers_and_addresses_with_smtputf8(sandbox: ThreadedSandbox) -> N
 
 def test_eight_bit_body_kept_byte_for_byte(sandbox: ThreadedSandbox) -> None:
     body = bytes(range(0x80, 0x100)).replace(b"\r", b"").replace(b"\n", b"")
-    raw = b"Subject: 8bit\r\nContent-Type: text/plain; charset=latin-1\r\n\r\n" + body + b"\r\n"
+    raw = b"Subject: 8bit\r\nContent-Type: text/plain; charset=latin-1\r\n" + COMPLETE
+    raw += b"\r\n" + body + b"\r\n"
     with connect(sandbox) as client:
         client.ehlo("app.local")
         client.sendmail("a@alpha.test", ["b@beta.test"], raw, mail_options=["BODY=8BITMIME"])
@@ -154,7 +173,7 @@ def test_eight_bit_body_kept_byte_for_byte(sandbox: ThreadedSandbox) -> None:
 
 
 def test_dot_stuffed_lines_come_back_unstuffed(sandbox: ThreadedSandbox) -> None:
-    raw = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\n"  # smtplib stuffs, server unstuffs
+    raw = b"Subject: dots\r\n" + COMPLETE + b"\r\n.leading dot\r\n..two\r\n.\r\n"  # smtplib stuffs
     with connect(sandbox) as client:
         client.sendmail("a@alpha.test", ["b@beta.test"], raw)
     [record] = sandbox.wait_for(folder="INBOX")
@@ -230,7 +249,7 @@ def test_bad_and_out_of_order_commands(sandbox: ThreadedSandbox) -> None:
         b"503 5.5.1",
         b"250 2.1.0",
         b"503 5.5.1",
-        b"553 5.1.3",
+        b"501 5.1.3",  # strict: not name@domain
         b"555 5.5.4",
         b"503 5.5.1",  # MAIL inside a transaction is nested, whatever its syntax
         b"500 5.5.2",
@@ -330,7 +349,7 @@ def test_real_world_shaped_messages_are_stored_and_listed(
             "a@alpha.test", ["larry@beta.test"], raw, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
         )
     [record] = sandbox.wait_for(folder="INBOX")
-    assert sandbox.raw(record).endswith(raw)
+    assert without_added_fields(sandbox.raw(record), raw).endswith(raw)
     assert record.size == len(sandbox.raw(record))
 
 

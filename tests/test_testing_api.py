@@ -73,7 +73,7 @@ def test_wait_for_returns_the_relayed_copy_parsed(box):
     ]
     assert message.links == ("https://app.test/verify?t=1",)
     assert not message.held
-    assert message.raw.startswith(b"Received:")
+    assert message.raw.startswith(b"Return-Path: <app@alpha.test>\r\nReceived:")
     assert message.journey[0].step == "submitted"
     assert message.journey[-1].outcome == "delivered"
     assert message.email()["To"] == "ann@beta.test"

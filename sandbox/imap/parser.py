@@ -3,11 +3,12 @@
 Theory of operation: ``receive_data`` appends to a buffer. ``next_command`` frames one
 whole command — a line, and when the line ends in a literal announcement ``{n}`` the
 literal's n octets and the line after them, and so on — then parses it in one go. The
-framer is where the limits live: a line longer than ``max_line`` or a literal larger than
-``max_literal`` is refused with a tagged reply before any of it is buffered, and the
-connection stays usable. A synchronising literal needs the server's go-ahead (``+``), so
-the framer hands back ``SendContinuation`` once per literal; a LITERAL+ ``{n+}`` does not
-(RFC 7888).
+framer is where the limits live: a line longer than ``max_line``, a literal larger than
+``max_literal``, or a whole command (lines and literals together) larger than
+``max_command`` is refused with a tagged reply before any of it is buffered, and the
+connection stays usable. The server lowers ``max_command`` until the client logs in. A
+synchronising literal needs the server's go-ahead (``+``), so the framer hands back
+``SendContinuation`` once per literal; a LITERAL+ ``{n+}`` does not (RFC 7888).
 
 Two commands read raw lines after their command line — AUTHENTICATE (the SASL response)
 and IDLE (``DONE``) — so the session can ask for the next line as a ``RawLine``.
@@ -15,6 +16,7 @@ and IDLE (``DONE``) — so the session can ask for the next line as a ``RawLine`
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,10 @@ from sandbox.imap import utf7
 
 DEFAULT_MAX_LINE = 64 * 1024
 DEFAULT_MAX_LITERAL = 64 * 1024 * 1024
+DEFAULT_MAX_COMMAND = 64 * 1024 * 1024
+# The tag of an error reply is what the client sent only when it is this short and
+# followed by a space; otherwise "*" (an over-long line is not echoed back).
+MAX_ECHOED_TAG = 64
 # Levels of nested search keys (parentheses, NOT, OR): the one recursive part of the
 # grammar; deeper gets a tagged BAD, which also keeps the recursion off Python's limit.
 DEFAULT_MAX_NESTING = 32
@@ -220,7 +226,10 @@ class Id(Command):
 # --- the framer ----------------------------------------------------------------------
 
 _LITERAL_AT_END = re.compile(rb"~?\{(\d{1,20})(\+?)\}$")
-_TAG_AT_START = re.compile(rb"^([\x21\x23\x24\x26\x27\x2c-\x5b\x5e-\x7a\x7c\x7e]+)")
+_ANNOUNCEMENT_TAIL = 25  # "~{" + 20 digits + "+}" and a CR
+_TAG_AT_START = re.compile(
+    rb"^([\x21\x23\x24\x26\x27\x2c-\x5b\x5e-\x7a\x7c\x7e]{1,%d}) " % MAX_ECHOED_TAG
+)
 
 
 class Parser:
@@ -232,10 +241,12 @@ class Parser:
         max_line: int = DEFAULT_MAX_LINE,
         max_literal: int = DEFAULT_MAX_LITERAL,
         max_nesting: int = DEFAULT_MAX_NESTING,
+        max_command: int = DEFAULT_MAX_COMMAND,
     ) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
         self.max_nesting = max_nesting
+        self.max_command = max_command
         self._buf = bytearray()
         self._line_start = 0  # where the line being framed starts
         self._continued = False  # "+" already sent for the literal being awaited
@@ -274,24 +285,35 @@ class Parser:
             if self._skip_line:
                 end = buf.find(b"\r\n")
                 if end < 0:
-                    keep = 1 if buf.endswith(b"\r") else 0
-                    del buf[: len(buf) - keep]
+                    # Keep what could be the start of a literal announcement at the end.
+                    del buf[: max(0, len(buf) - _ANNOUNCEMENT_TAIL)]
                     return NEED_DATA
+                more = _LITERAL_AT_END.search(buf, 0, end)
+                follows = int(more.group(1)) if more is not None and more.group(2) else 0
                 del buf[: end + 2]
                 self._skip_line = False
+                if follows:
+                    # The refused command goes on with another LITERAL+: it arrives anyway.
+                    self._discard = follows
+                    self._skip_line = True
+                    continue
             start = self._line_start
             end = buf.find(b"\r\n", start)
             if end < 0:
                 if len(buf) - start > self.max_line:
-                    return self._refuse_line(start)
+                    return self._refuse_line(start, self._line_text())
+                if not self._raw_line and len(buf) > self.max_command:
+                    return self._refuse_line(start, self._command_text())
                 return NEED_DATA
             if end - start > self.max_line:
-                return self._refuse_line(start)
+                return self._refuse_line(start, self._line_text())
             if self._raw_line:
                 self._raw_line = False
                 line = bytes(buf[:end])
                 del buf[: end + 2]
                 return RawLine(line)
+            if end + 2 > self.max_command:
+                return self._refuse_line(start, self._command_text())
             match = _LITERAL_AT_END.search(buf, start, end)
             if match is None:
                 data = bytes(buf[: end + 2])
@@ -302,7 +324,10 @@ class Parser:
             size = int(match.group(1))
             nonsync = bool(match.group(2))
             if size > self.max_literal:
-                return self._refuse_literal(size, nonsync, end)
+                text = f"Literal of {size} octets exceeds the limit of {self.max_literal}"
+                return self._refuse_literal(size, nonsync, end, text)
+            if end + 2 + size > self.max_command:
+                return self._refuse_literal(size, nonsync, end, self._command_text())
             if not nonsync and not self._continued:
                 self._continued = True
                 if len(buf) <= end + 2:
@@ -316,20 +341,33 @@ class Parser:
         match = _TAG_AT_START.match(self._buf)
         return match.group(1).decode("ascii") if match else "*"
 
-    def _refuse_line(self, start: int) -> ParseError:
+    def _line_text(self) -> str:
+        return f"Line longer than {self.max_line} octets"
+
+    def _command_text(self) -> str:
+        return (
+            f"Command longer than {self.max_command} octets (its lines and literals together);"
+            " send less in one command"
+        )
+
+    def _refuse_line(self, start: int, text: str) -> ParseError:
         tag = self._tag()
         end = self._buf.find(b"\r\n", start)
         if end >= 0:
+            more = _LITERAL_AT_END.search(self._buf, start, end)
+            follows = int(more.group(1)) if more is not None and more.group(2) else 0
             del self._buf[: end + 2]
+            if follows:  # a LITERAL+ announced at the end arrives anyway: drop it too
+                self._discard, self._skip_line = follows, True
         else:
-            keep = 1 if self._buf.endswith(b"\r") else 0
-            del self._buf[: len(self._buf) - keep]
+            # Keep what could be the start of a literal announcement at the end.
+            del self._buf[: max(0, len(self._buf) - _ANNOUNCEMENT_TAIL)]
             self._skip_line = True
         self._line_start = 0
         self._continued = False
-        return ParseError(tag, f"Line longer than {self.max_line} octets")
+        return ParseError(tag, text)
 
-    def _refuse_literal(self, size: int, nonsync: bool, end: int) -> ParseError:
+    def _refuse_literal(self, size: int, nonsync: bool, end: int, text: str) -> ParseError:
         """RFC 7888 §4: refuse before reading; a LITERAL+ arrives anyway and is dropped."""
         tag = self._tag()
         del self._buf[: end + 2]
@@ -338,9 +376,7 @@ class Parser:
         if nonsync:
             self._discard = size
             self._skip_line = True  # the rest of the command line follows the literal
-        return ParseError(
-            tag, f"Literal of {size} octets exceeds the limit of {self.max_literal}", "NO", "TOOBIG"
-        )
+        return ParseError(tag, text, "NO", "TOOBIG")
 
 
 # --- the grammar ---------------------------------------------------------------------
@@ -506,16 +542,21 @@ class _Reader:
         self.pos = start + size
         return self.data[start : self.pos]
 
-    def string(self) -> bytes:
+    def at_literal(self) -> bool:
+        """A literal ``{n}``, or a literal8 ``~{n}`` (RFC 3516 §4.3); a ``~`` on its own is
+        an ordinary atom character (``LIST "" ~foo``)."""
         char = self.peek()
-        if char == 0x22:
+        return char == 0x7B or (char == 0x7E and self.data.startswith(b"{", self.pos + 1))
+
+    def string(self) -> bytes:
+        if self.peek() == 0x22:
             return self.quoted()
-        if char in (0x7B, 0x7E):
+        if self.at_literal():
             return self.literal()
         raise SyntaxProblem("Expected a string")
 
     def astring_bytes(self) -> bytes:
-        if self.peek() in (0x22, 0x7B, 0x7E):
+        if self.peek() == 0x22 or self.at_literal():
             return self.string()
         run = self._run(_ASTRING_CHARS)
         if not run:
@@ -536,7 +577,7 @@ class _Reader:
         return decode_mailbox(raw)
 
     def list_mailbox(self) -> str:
-        if self.peek() in (0x22, 0x7B, 0x7E):
+        if self.peek() == 0x22 or self.at_literal():
             raw = _text(self.string())
         else:
             run = self._run(_LIST_CHARS)
@@ -629,13 +670,47 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def decode_mailbox(raw: str, *, pattern: bool = False) -> str:
-    """A wire mailbox name to its stored form; INBOX is case-insensitive (§5.1)."""
+_CONTROL_IN_NAME = "Mailbox names cannot contain NUL or other control characters"
+
+
+def _has_control(name: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name)
+
+
+def canonical_charset(name: str) -> str:
+    """``utf8``, ``UTF8``, ``utf-8``, ``us-ascii``, ``ascii``… → ``UTF-8`` / ``US-ASCII``;
+    other names upper-cased (the session answers NO [BADCHARSET] for those, §6.4.4)."""
     try:
-        name = utf7.decode(raw)
-    except utf7.Utf7Error:
-        # Clients that send UTF-8 directly are taken at their word.
+        codec = codecs.lookup(name).name
+    except LookupError:
+        return name.upper()
+    return {"utf-8": "UTF-8", "ascii": "US-ASCII"}.get(codec, name.upper())
+
+
+def decode_mailbox(raw: str, *, pattern: bool = False) -> str:
+    """A wire mailbox name to its stored form; INBOX is case-insensitive (§5.1).
+
+    RFC 3501 §5.1.3: a 7-bit name is modified UTF-7, and one that is not valid modified
+    UTF-7 is refused (a real server would refuse it, so the client's bug shows here). A
+    name with 8-bit characters is taken as UTF-8, as clients that skip the encoding send
+    it (RFC 6855 names). Control characters, NUL first, are never part of a name.
+    """
+    if _has_control(raw):
+        raise SyntaxProblem(_CONTROL_IN_NAME)
+    if raw.isascii():
+        try:
+            name = utf7.decode(raw)
+        except utf7.Utf7Error as exc:
+            raise SyntaxProblem(
+                f"Mailbox name {raw!r} is not valid modified UTF-7 (RFC 3501 §5.1.3): {exc.hint};"
+                ' write "&" as "&-" and other non-ASCII characters as &...- base64'
+            ) from None
+    else:
         name = raw
+        if any(0xDC80 <= ord(c) <= 0xDCFF for c in name):  # undecodable bytes, kept escaped
+            raise SyntaxProblem("Mailbox name is neither modified UTF-7 nor valid UTF-8")
+    if _has_control(name):
+        raise SyntaxProblem(_CONTROL_IN_NAME)
     if name.upper() == "INBOX":
         return "INBOX"
     if not pattern and name.upper().startswith("INBOX/"):
@@ -718,7 +793,7 @@ def _append(r: _Reader, tag: str, name: str, uid: bool) -> Command:
     if r.peek() == 0x22:
         date = r.date_time()
         r.sp()
-    if r.peek() not in (0x7B, 0x7E):
+    if not r.at_literal():
         raise SyntaxProblem("APPEND needs the message as a literal")
     message = r.literal()
     return Append(tag, name, mailbox, flags, date, message)
@@ -729,7 +804,7 @@ def _search(r: _Reader, tag: str, name: str, uid: bool) -> Command:
     charset: str | None = None
     if r.data[r.pos : r.pos + 8].upper() == b"CHARSET ":
         r.pos += 8
-        charset = r.astring().upper()
+        charset = canonical_charset(r.astring())
         r.sp()
     keys = [_search_key(r)]
     while r.maybe(b" "):

@@ -157,6 +157,7 @@ class _Handler:
             max_line=self.settings.max_line_length,
             max_literal=self.settings.max_literal_size,
             max_nesting=self.settings.max_nesting,
+            max_command=self.settings.max_command_size_before_login,
         )
         try:
             await session.greet()
@@ -187,6 +188,11 @@ class _Handler:
     ) -> None:
         while True:
             while True:
+                parser.max_command = (
+                    self.settings.max_command_size_before_login
+                    if session.state is State.NOT_AUTHENTICATED
+                    else self.settings.max_command_size
+                )
                 item = parser.next_command()
                 if isinstance(item, NeedData):
                     # Pipelined commands (mbsync sends hundreds) share one write.

@@ -87,6 +87,8 @@ class ImapSettings:
     hostname: str = "imap.localhost"
     max_line_length: int = 64 * 1024
     max_literal_size: int = 32 * 1024 * 1024
+    max_command_size: int = 64 * 1024 * 1024  # a whole command, its literals included
+    max_command_size_before_login: int = 8 * 1024
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
     bad_command_limit: int = 20
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
@@ -109,6 +111,8 @@ class ImapSettings:
             "hostname",
             "max_line_length",
             "max_literal_size",
+            "max_command_size",
+            "max_command_size_before_login",
             "idle_timeout",
             "bad_command_limit",
             "max_connections",

@@ -11,7 +11,11 @@ import base64
 
 
 class Utf7Error(ValueError):
-    """A mailbox name that is not valid modified UTF-7."""
+    """A mailbox name that is not valid modified UTF-7; ``hint`` says what is wrong."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def encode(name: str) -> str:
@@ -41,14 +45,18 @@ def decode(text: str) -> str:
     while i < len(text):
         char = text[i]
         if not 0x20 <= ord(char) <= 0x7E:
-            raise Utf7Error(f"mailbox names are 7-bit on the wire: {text!r}")
+            raise Utf7Error(
+                f"mailbox names are 7-bit on the wire: {text!r}", "it holds 8-bit characters"
+            )
         if char != "&":
             out.append(char)
             i += 1
             continue
         end = text.find("-", i + 1)
         if end < 0:
-            raise Utf7Error(f"unterminated &-sequence in {text!r}")
+            raise Utf7Error(
+                f"unterminated &-sequence in {text!r}", "an & starts a sequence never ended by -"
+            )
         chunk = text[i + 1 : end]
         if not chunk:
             out.append("&")
@@ -59,10 +67,24 @@ def decode(text: str) -> str:
                 data = base64.b64decode(b64, validate=True)
                 decoded = data.decode("utf-16-be")
             except (ValueError, UnicodeDecodeError) as exc:
-                raise Utf7Error(f"bad &-sequence in {text!r}") from exc
+                raise Utf7Error(
+                    f"bad &-sequence in {text!r}", f"&{chunk}- is not base64 of UTF-16"
+                ) from exc
             # RFC 3501 §5.1.3: encoded runs never hold printable ASCII.
             if any(0x20 <= ord(c) <= 0x7E for c in decoded):
-                raise Utf7Error(f"printable ASCII inside an &-sequence in {text!r}")
+                raise Utf7Error(
+                    f"printable ASCII inside an &-sequence in {text!r}",
+                    f"&{chunk}- encodes printable ASCII, which must be written as itself",
+                )
             out.append(decoded)
         i = end + 1
-    return "".join(out)
+    name = "".join(out)
+    # One spelling per name: two runs in a row, or stray bits after the last character,
+    # decode to something that encodes differently (RFC 3501 §5.1.3).
+    if encode(name) != text:
+        raise Utf7Error(
+            f"non-canonical modified UTF-7 in {text!r}",
+            "it is not how modified UTF-7 writes this name (two &...- runs in a row,"
+            " or stray bits at the end of one)",
+        )
+    return name

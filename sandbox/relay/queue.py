@@ -25,10 +25,11 @@ import dns.asyncresolver
 
 from sandbox.config import Config
 from sandbox.events import DeliveriesQueued, DeliveryAttempted, Event, EventBus
+from sandbox.headers import return_path
 from sandbox.ingest import ingest
 from sandbox.mime import received_count
 from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
-from sandbox.relay.dsn import build_dsn
+from sandbox.relay.dsn import build_dsn, reports_due
 from sandbox.relay.routing import NoRoute, Route, find_route
 from sandbox.smtp.received import local_received_header
 from sandbox.store import (
@@ -44,6 +45,8 @@ from sandbox.store import (
     SqliteStore,
     domain_of,
 )
+from sandbox.store import dsn as dsn_store
+from sandbox.store.dsn import DeliveryDsn
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +261,15 @@ class Relay:
                 reply=attempt.reply,
             )
         )
-        if bounced:
-            await self._bounce(delivery, bounced, attempt.remote, raw)
+        dsn = await dsn_store.of_delivery(self.store, delivery.id)
+        for action, entries in reports_due(
+            dsn,
+            delivered=attempt.delivered,
+            reply=attempt.reply,
+            first_deferral=deferred if number == 1 else (),
+            bounced=bounced,
+        ):
+            await self._bounce(delivery, entries, attempt.remote, raw, action=action, params=dsn)
 
     # --- bounces ----------------------------------------------------------------------
 
@@ -269,7 +279,12 @@ class Relay:
         failures: list[tuple[str, str]],
         remote: str | None,
         raw: bytes | None,
+        action: str = "failed",
+        params: DeliveryDsn | None = None,
     ) -> None:
+        """Send the sender an RFC 3464 report: a bounce, or a delay or success report."""
+        params = params or DeliveryDsn()
+        step = "bounce" if action == "failed" else "report"
         sender = delivery.envelope_from
         if not sender:
             # RFC 5321 §4.5.5 and RFC 3464: a bounce is never bounced (no mail loops).
@@ -296,16 +311,21 @@ class Relay:
             failures=failures,
             remote_mta=remote,
             arrival=delivery.created_at,
+            action=action,
+            ret=params.ret,
+            envid=params.envid,
+            original_recipients={r: params.orcpt(r) for r, _ in failures},
+            retry_until=delivery.created_at + sum(self.config.relay.retry_schedule),
         )
         raw_dsn = local_received_header(by=reporting, queue_id=queue_id, recipients=[sender]) + dsn
         sender_domain = domain_of(sender)
         fake = self.config.is_fake_domain(sender_domain)
         hops = [
             Hop(
-                "bounce",
+                step,
                 "generated",
                 {
-                    "failed": [r for r, _ in failures],
+                    action: [r for r, _ in failures],
                     "queue_id": queue_id,
                     "about": delivery.message_id,
                 },
@@ -329,7 +349,7 @@ class Relay:
             self.store,
             self.bus,
             NewMessage(
-                raw=raw_dsn,
+                raw=raw_dsn if fake else return_path("") + raw_dsn,  # held: final delivery
                 envelope_from="",
                 envelope_to=(sender,),
                 source="relay",
@@ -343,7 +363,7 @@ class Relay:
             delivery.message_id,
             [
                 Hop(
-                    "bounce",
+                    step,
                     "sent",
                     {"domain": delivery.domain, "to": sender, "queue_id": queue_id},
                 )

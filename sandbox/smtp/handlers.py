@@ -13,7 +13,7 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -21,8 +21,9 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sandbox.chaos import ChaosBoard
 from sandbox.config import Config
 from sandbox.events import EventBus
+from sandbox.headers import complete_submission, return_path
 from sandbox.ingest import ingest
-from sandbox.smtp.protocol import peer_text
+from sandbox.smtp.protocol import SandboxEnvelope, peer_text
 from sandbox.smtp.received import protocol_name, received_header
 from sandbox.store import (
     INBOX,
@@ -36,6 +37,7 @@ from sandbox.store import (
     domain_of,
     normalize_address,
 )
+from sandbox.store.dsn import DeliveryDsn, RecipientDsn
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ class BaseHandler(ABC):
 
     server_name = "smtp"
     arrival_step = "received"
+    # RFC 6409 §8.2, §8.3: a submission server adds a missing Date: and Message-ID:.
+    completes_headers = False
 
     def __init__(
         self,
@@ -105,12 +109,17 @@ class BaseHandler(ABC):
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        # RFC 2920 and RFC 2034: aiosmtpd handles both but does not say so.
-        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+        # RFC 2920 and RFC 2034: aiosmtpd handles both but does not say so; RFC 3030
+        # CHUNKING and BINARYMIME are the sandbox's own (SandboxSMTP.smtp_BDAT), and so is
+        # DSN (RFC 3461: parameters parsed in sandbox.smtp.commands, reports by the relay).
+        extensions = ["PIPELINING", "ENHANCEDSTATUSCODES", "CHUNKING", "BINARYMIME", "DSN"]
+        return [*responses[:-1], *(f"250-{name}" for name in extensions), responses[-1]]
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if address.lower() == "postmaster":  # RFC 5321 §4.5.1: MUST be accepted
+            address = f"postmaster@{self.postmaster_domain()}"
         if "@" not in address or address.startswith("@") or address.endswith("@"):
             return f"553 5.1.3 Recipient must be an address like name@domain, got <{address}>"
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
@@ -127,6 +136,10 @@ class BaseHandler(ABC):
 
     def refuse_recipient(self, address: str) -> str | None:
         return None
+
+    def postmaster_domain(self) -> str:
+        """Where a bare ``RCPT TO:<Postmaster>`` goes: this server's own domain."""
+        return self.hostname
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -146,6 +159,8 @@ class BaseHandler(ABC):
         auth_user = _text(getattr(session.auth_data, "login", None))
         peer_ip = _peer_ip(session.peer)
         content = _as_bytes(envelope.original_content)
+        if self.completes_headers:
+            content = complete_submission(content, hostname=self.hostname)
         header = received_header(
             helo=session.host_name,
             peer_ip=peer_ip,
@@ -175,22 +190,38 @@ class BaseHandler(ABC):
             },
         )
         plan = self.plan(sender, recipients)
-        await ingest(
-            self.store,
-            self.bus,
-            NewMessage(
-                raw=header + content,
-                envelope_from=sender,
-                envelope_to=tuple(recipients),
-                source=self.server_name,
-                copies=plan.copies,
-                hops=(arrival, *plan.hops),
-                queue_id=queue_id,
-                parent_queue_id=self.trace_parent(content),
-                deliveries=plan.deliveries,
-            ),
-        )
+        raw = header + content
+        # RFC 5321 §4.4: final delivery (a local mailbox: every MX copy, a held copy)
+        # adds Return-Path; a copy that is relayed on or filed in Sent has none. When a
+        # message has both, the final copies are stored as a message of their own.
+        final = tuple(c for c in plan.copies if self.final_delivery(c))
+        onward = tuple(c for c in plan.copies if not self.final_delivery(c))
+        parts: list[tuple[bytes, tuple[Copy, ...], tuple[NewDelivery, ...]]] = []
+        if final:
+            parts.append((return_path(sender) + raw, final, ()))
+        if onward or plan.deliveries or not final:
+            parts.append((raw, onward, _with_dsn(plan.deliveries, envelope)))
+        for data, copies, deliveries in parts:  # the relayed part last: it owns the queue id
+            await ingest(
+                self.store,
+                self.bus,
+                NewMessage(
+                    raw=data,
+                    envelope_from=sender,
+                    envelope_to=tuple(recipients),
+                    source=self.server_name,
+                    copies=copies,
+                    hops=(arrival, *plan.hops),
+                    queue_id=queue_id,
+                    parent_queue_id=self.trace_parent(content),
+                    deliveries=deliveries,
+                ),
+            )
         return f"250 2.0.0 OK: queued as {queue_id}"
+
+    def final_delivery(self, copy: Copy) -> bool:
+        """Whether storing this copy is the message's final delivery (RFC 5321 §4.4)."""
+        return True
 
     async def _reverse_name(self, session: Session, address: str) -> str | None:
         """The client's PTR name from the stub, looked up once per connection."""
@@ -226,6 +257,10 @@ class SubmissionHandler(BaseHandler):
 
     server_name = "submission"
     arrival_step = "submitted"
+    completes_headers = True
+
+    def final_delivery(self, copy: Copy) -> bool:
+        return copy.held  # kept here for good; Sent is the sender's own copy
 
     def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies: list[Copy] = []
@@ -365,6 +400,9 @@ class MxHandler(BaseHandler):
         self.chaos.accepted(self.domain)
         return result
 
+    def postmaster_domain(self) -> str:
+        return self.domain
+
     def refuse_recipient(self, address: str) -> str | None:
         if domain_of(address) != self.domain:
             return (
@@ -399,6 +437,31 @@ _OUR_TRACE = re.compile(
     rb"(?:[^\r\n]|\r?\n[ \t])*?\bid ([0-9a-f]{12})\b",
     re.IGNORECASE,
 )
+
+
+def _with_dsn(deliveries: tuple[NewDelivery, ...], envelope: Envelope) -> tuple[NewDelivery, ...]:
+    """The RFC 3461 parameters of MAIL and RCPT, carried by each delivery to the relay."""
+    if not isinstance(envelope, SandboxEnvelope):
+        return deliveries
+    params = envelope.params
+    per_rcpt = {
+        normalize_address(address): RecipientDsn(p.notify, p.orcpt)
+        for address, p in envelope.rcpt_params.items()
+        if p.notify or p.orcpt
+    }
+    if params.ret is None and params.envid is None and not per_rcpt:
+        return deliveries
+    return tuple(
+        replace(
+            d,
+            dsn=DeliveryDsn(
+                params.ret,
+                params.envid,
+                {r: per_rcpt[r] for r in d.recipients if r in per_rcpt},
+            ),
+        )
+        for d in deliveries
+    )
 
 
 def _unique(addresses: list[str]) -> list[str]:

@@ -14,21 +14,24 @@ import re
 import time
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
 from sandbox.events import EventBus, SmtpSessionEnded
+from sandbox.smtp.commands import (
+    MailParams,
+    RcptParams,
+    Refused,
+    parse_bdat,
+    parse_mail,
+    parse_rcpt,
+)
 from sandbox.smtp.replies import too_big, with_enhanced_code
 
-# RFC 5321 §4.1.2 Path in its everyday form: dot-atom local part, plain domain.
-_SIMPLE_PATH = re.compile(
-    r"\s*<(([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)"
-    r">\s*(.*)$",
-    re.DOTALL,
-)
+_BDAT_LINE = re.compile(r"(?i)BDAT +(\d{1,18})(?: +LAST)? *$")
 # Replies that mean the client sent something wrong; a session has a budget of them.
 _CLIENT_ERRORS = frozenset({"500", "501", "502", "503", "504", "553", "555"})
 TRANSCRIPT_LINES = 200
+BDAT_READ = 64 * 1024  # a chunk is read in pieces this big; beyond SIZE none is kept
 TRANSCRIPT_LINE_CHARS = 300
 
 
@@ -41,6 +44,7 @@ class Transcript:
         self._in_data = False
         self._data_bytes = 0
         self._secret_next = False
+        self._chunk_left = 0  # octets of a BDAT chunk still to come (not lines)
         self.truncated = 0
 
     def _add(self, line: str) -> None:
@@ -53,17 +57,37 @@ class Transcript:
         if self._in_data:
             self._data_bytes += len(data)
             return
-        self._partial += data
-        *complete, self._partial = self._partial.split(b"\n")
+        while data:
+            if self._chunk_left:
+                taken = min(self._chunk_left, len(data))
+                self._chunk_left -= taken
+                data = data[taken:]
+                continue
+            self._partial += data
+            data = b""
+            while b"\n" in self._partial:
+                raw, self._partial = self._partial.split(b"\n", 1)
+                self._line(raw)
+                if self._chunk_left:  # the chunk's bytes are not lines
+                    data, self._partial = self._partial, b""
+                    break
         if len(self._partial) > TRANSCRIPT_LINE_CHARS:
             self._partial = self._partial[:TRANSCRIPT_LINE_CHARS]
-        for raw in complete:
-            text = raw.rstrip(b"\r").decode("utf-8", "replace")
-            if self._secret_next:
-                text, self._secret_next = "****", False
-            elif text[:10].upper().startswith("AUTH ") and len(text.split()) > 2:
-                text = " ".join(text.split()[:2]) + " ****"
-            self._add("C: " + text)
+
+    def _line(self, raw: bytes) -> None:
+        text = raw.rstrip(b"\r").decode("utf-8", "replace")
+        if self._secret_next:
+            text, self._secret_next = "****", False
+        elif text[:10].upper().startswith("AUTH ") and len(text.split()) > 2:
+            text = " ".join(text.split()[:2]) + " ****"
+        self._add("C: " + text)
+        bdat = _BDAT_LINE.match(text)
+        if bdat:
+            self._chunk_left = int(bdat.group(1))
+
+    def chunk_done(self, size: int) -> None:
+        """Called once the server has read a BDAT chunk: summarise it, as DATA is."""
+        self._add(f"C: <chunk data, {size} bytes>")
 
     def server(self, reply: str) -> None:
         if self._in_data:
@@ -92,6 +116,18 @@ class ConnectionBudget:
         self.active -= 1
 
 
+class SandboxEnvelope(Envelope):
+    """aiosmtpd's envelope plus what the sandbox's extensions carry (BODY, DSN, BDAT)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params = MailParams()
+        self.rcpt_params: dict[str, RcptParams] = {}  # by recipient, as the handler took it
+        self.chunks = bytearray()  # BDAT data so far (RFC 3030)
+        self.chunked = False  # a BDAT was sent: DATA is out of sequence now
+        self.chunk_refusal: str | None = None  # the reply the LAST chunk gets instead
+
+
 class SandboxSMTP(SMTP):
     def __init__(
         self,
@@ -102,6 +138,7 @@ class SandboxSMTP(SMTP):
         line_length_limit: int = 1001,
         budget: ConnectionBudget | None = None,
         max_bad_commands: int = 20,
+        strict: bool = True,
         **kwargs: Any,
     ) -> None:
         # Read by SMTP.__init__ to size the stream reader, so it must be set first.
@@ -121,6 +158,7 @@ class SandboxSMTP(SMTP):
         self._counted = False
         self._bad_left = max_bad_commands
         self._refusal: str | None = None
+        self.strict = strict
 
     # --- replies ------------------------------------------------------------------
 
@@ -164,12 +202,79 @@ class SandboxSMTP(SMTP):
             return too_big(self.data_size_limit or 0)
         return with_enhanced_code(text)
 
+    # --- BDAT (RFC 3030 CHUNKING, BINARYMIME) ----------------------------------------
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str | None) -> None:
+        envelope = self.envelope
+        assert isinstance(envelope, SandboxEnvelope)
+        if envelope.chunked:
+            await self.push("503 5.5.1 DATA after BDAT in the same transaction (RFC 3030 §2)")
+            return
+        if envelope.mail_from and envelope.params.body == "BINARYMIME":
+            # RFC 3030 §3: BINARYMIME has no end marker that DATA could find.
+            await self.push("503 5.5.1 BODY=BINARYMIME messages are sent with BDAT, not DATA")
+            return
+        await super().smtp_DATA(arg)
+
+    @syntax("BDAT chunk-size [LAST]")
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        """``BDAT size [LAST]``: exactly ``size`` octets follow the line, read as bytes
+        whatever the reply (RFC 3030 §2); the LAST chunk ends the message."""
+        parsed = parse_bdat(arg)
+        if isinstance(parsed, Refused):
+            await self.push(parsed.reply)  # no size: nothing can be skipped
+            return
+        size, last = parsed
+        envelope, session = self.envelope, self.session
+        assert isinstance(envelope, SandboxEnvelope) and session is not None
+        limit = self.data_size_limit or 0
+        keep = envelope.chunk_refusal is None and bool(envelope.rcpt_tos)
+        left = size
+        while left:
+            piece = await self._reader.read(min(left, BDAT_READ))
+            if not piece:
+                return  # the client hung up mid-chunk
+            left -= len(piece)
+            if keep:
+                envelope.chunks += piece
+                if limit and len(envelope.chunks) > limit:
+                    envelope.chunk_refusal, keep = too_big(limit), False
+                    envelope.chunks = bytearray()
+        self.transcript.chunk_done(size)
+        if await self.check_helo_needed() or await self.check_auth_needed("BDAT"):
+            return
+        if not envelope.mail_from:
+            await self.push("503 5.5.1 Error: need MAIL command")
+            return
+        if not envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        envelope.chunked = True
+        if not last:
+            await self.push(envelope.chunk_refusal or f"250 2.0.0 {size} octets received")
+            return
+        refusal = envelope.chunk_refusal
+        if refusal is None:
+            envelope.original_content = envelope.content = bytes(envelope.chunks)
+            envelope.chunks = bytearray()
+            status = await self._call_handler_hook("DATA")
+            refusal = "250 2.0.0 OK" if status is MISSING else str(status)
+        if refusal.startswith("250"):
+            self.messages_accepted += 1
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(refusal)
+
     async def smtp_EHLO(self, hostname: str) -> None:
         self._ehlo_reply = True
         try:
             await super().smtp_EHLO(hostname)
         finally:
             self._ehlo_reply = False
+        # RFC 3461 §5: DSN parameters make MAIL up to 122 and RCPT up to 520 octets longer.
+        limits = self.command_size_limits
+        limits["MAIL"] = max(limits["MAIL"], SMTP.command_size_limit + 26 + 10 + 122)
+        limits["RCPT"] = max(limits["RCPT"], SMTP.command_size_limit + 520)
 
     async def smtp_HELO(self, hostname: str) -> None:
         self._ehlo_reply = True
@@ -178,16 +283,78 @@ class SandboxSMTP(SMTP):
         finally:
             self._ehlo_reply = False
 
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """``<local@domain> PARAMS`` the quick way; anything unusual goes to aiosmtpd.
+    # --- MAIL and RCPT: strict paths and the sandbox's parameters (sandbox.smtp.commands)
 
-        aiosmtpd parses every address with the email package's RFC 5322 parser and
-        defines a class on each call; that was an eighth of the relay's CPU time.
-        """
-        match = _SIMPLE_PATH.match(arg)
-        if match is None or (self.local_part_limit and len(match.group(2)) > self.local_part_limit):
-            return super()._getaddr(arg)
-        return match.group(1), match.group(3)
+    def _create_envelope(self) -> SandboxEnvelope:
+        return SandboxEnvelope()
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+            return
+        envelope, session = self.envelope, self.session
+        assert isinstance(envelope, SandboxEnvelope) and session is not None
+        rest = self._strip_command_keyword("FROM:", arg) if arg else None
+        if rest is None:
+            await self.push("501 5.5.4 Syntax: MAIL FROM:<address> [SP <mail-parameters>]")
+            return
+        if envelope.mail_from:
+            await self.push("503 5.5.1 Error: nested MAIL command")
+            return
+        try:
+            address, params = parse_mail(
+                rest,
+                strict=self.strict,
+                esmtp=bool(session.extended_smtp),
+                size_limit=self.data_size_limit,
+            )
+        except Refused as refused:
+            await self.push(refused.reply)
+            return
+        if params.smtputf8 and not self.enable_SMTPUTF8:
+            await self.push("501 5.5.4 SMTPUTF8 is not offered by this server")
+            return
+        envelope.smtp_utf8 = params.smtputf8
+        status = await self._call_handler_hook("MAIL", address, list(params.options))
+        if status is MISSING:
+            envelope.mail_from = address
+            envelope.mail_options.extend(params.options)
+            status = "250 2.1.0 OK"
+        if envelope.mail_from:
+            envelope.params = params
+        await self.push(status)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
+            return
+        envelope, session = self.envelope, self.session
+        assert isinstance(envelope, SandboxEnvelope) and session is not None
+        if not envelope.mail_from:
+            await self.push("503 5.5.1 Error: need MAIL command")
+            return
+        rest = self._strip_command_keyword("TO:", arg) if arg else None
+        if rest is None:
+            await self.push("501 5.5.4 Syntax: RCPT TO:<address> [SP <mail-parameters>]")
+            return
+        try:
+            address, params = parse_rcpt(
+                rest,
+                strict=self.strict,
+                esmtp=bool(session.extended_smtp),
+                smtputf8=envelope.smtp_utf8,
+            )
+        except Refused as refused:
+            await self.push(refused.reply)
+            return
+        status = await self._call_handler_hook("RCPT", address, list(params.options))
+        if status is MISSING:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(params.options)
+            status = "250 2.1.5 OK"
+        if str(status).startswith("250"):
+            envelope.rcpt_params[address] = params
+        await self.push(status)
 
     # --- the connection -----------------------------------------------------------
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.mime import iso_utc
+from sandbox.store.dsn import DeliveryDsn
 
 INBOX = "INBOX"
 SENT = "Sent"
@@ -58,6 +59,7 @@ class NewDelivery:
 
     domain: str
     recipients: tuple[str, ...]
+    dsn: DeliveryDsn | None = None  # RFC 3461 parameters, when the client gave any
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import aiosqlite
 
 from sandbox.config import MEMORY
 from sandbox.mime import summarize
+from sandbox.store import dsn
 from sandbox.store.models import (
     INBOX,
     QUEUED,
@@ -795,6 +796,7 @@ async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> l
             " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             delivery_rows,
         )
+        await dsn.save(conn, delivery_rows, [d for m in items for d in m.deliveries])
     await conn.executemany(
         "INSERT INTO entries (id, folder_id, uid, message_id, flags, held, added_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",

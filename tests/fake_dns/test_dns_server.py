@@ -119,6 +119,18 @@ async def test_edns_payload_from_query(dns_server: Any) -> None:
     assert response.payload == 4096
 
 
+@pytest.mark.parametrize("tcp", [False, True])
+async def test_do_bit_is_copied_into_the_reply(dns_server: Any, tcp: bool) -> None:
+    """RFC 3225 §3: DO set in the query is set in the reply; clear stays clear."""
+    signed = await dns_server.query("beta.test", "MX", tcp=tcp, want_dnssec=True)
+    assert signed.ednsflags & dns.flags.DO
+    assert rdata_texts(signed) == ["10 mx.beta.test."]
+    nxdomain = await dns_server.query("nope.beta.test", "A", tcp=tcp, want_dnssec=True)
+    assert nxdomain.rcode() == dns.rcode.NXDOMAIN and nxdomain.ednsflags & dns.flags.DO
+    plain = await dns_server.query("beta.test", "MX", tcp=tcp, use_edns=0)
+    assert plain.edns == 0 and not plain.ednsflags & dns.flags.DO
+
+
 async def test_edns_tiny_payload_means_512(dns_server: Any) -> None:
     query = dns.message.make_query("beta.test", "MX", use_edns=0, payload=100)
     response = await dns_server.send(query)

@@ -29,7 +29,23 @@ def test_apex_soa_and_ns(zones: Zones) -> None:
     soa = ask(zones, "alpha.test", "SOA")
     assert soa.rcode == dns.rcode.NOERROR
     assert texts(soa)[0].startswith("ns.alpha.test. hostmaster.alpha.test. 1 ")
-    assert texts(ask(zones, "beta.test", "NS")) == ["ns.alpha.test."]
+    assert texts(ask(zones, "beta.test", "NS")) == ["ns.beta.test."]
+    beta_soa = texts(ask(zones, "beta.test", "SOA"))[0]
+    assert beta_soa.startswith("ns.beta.test. hostmaster.beta.test. 1 ")
+
+
+def test_each_zones_name_server_has_an_address_in_that_zone(zones: Zones) -> None:
+    for domain in ("alpha.test", "beta.test"):
+        answer = ask(zones, f"ns.{domain}", "A")
+        assert answer.rcode == dns.rcode.NOERROR and answer.zone == domain
+        assert texts(answer) == ["127.0.0.1"]
+
+
+def test_the_name_servers_address_is_where_the_stub_listens() -> None:
+    zones = build_zones(
+        [DomainSpec("a.test", "127.0.0.11")], common_mx_port=25, ns_address="127.0.0.53"
+    )
+    assert texts(ask(zones, "ns.a.test", "A")) == ["127.0.0.53"]
 
 
 def test_default_mx_and_addresses(zones: Zones) -> None:
