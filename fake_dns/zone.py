@@ -79,6 +79,8 @@ class DomainSpec:
     ``mx``: ``None`` publishes one MX ``mx.<name>`` preference 10 at ``address``; ``()``
     publishes none (senders fall back to the apex A, RFC 5321 §5.1); a tuple publishes those
     hosts. ``null_mx`` publishes the RFC 7505 "0 ." MX (the domain accepts no mail).
+    ``spf_terms`` go into the generated SPF record before its ``-all``; ``spf=False``
+    publishes none (for a domain whose own SPF record is among ``extra``).
     """
 
     name: str
@@ -89,6 +91,8 @@ class DomainSpec:
     aaaa: tuple[str, ...] = ()
     extra: tuple[ExtraRecord, ...] = ()
     fault: DnsFault = NO_FAULT
+    spf: bool = True
+    spf_terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -436,7 +440,9 @@ def _add_domain(
 
     # SPF (RFC 7208): the domain's own addresses may send; a null-MX domain sends nothing.
     mechanisms = [] if spec.null_mx else [f"ip{ipaddress.ip_address(a).version}:{a}" for a in own]
-    builder.add(origin, _txt(" ".join(["v=spf1", *mechanisms, "-all"])), ttl)
+    if spec.spf:
+        spf_text = " ".join(["v=spf1", *mechanisms, *spec.spf_terms, "-all"])
+        builder.add(origin, _txt(spf_text), ttl)
 
     # Mail targets: the MX hosts, or the apex itself when there is no MX (implicit MX).
     targets = [host for host, _ in sorted(hosts, key=lambda pair: pair[1])]

@@ -13,11 +13,12 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from sandbox.auth.service import Authenticity, Screened
 from sandbox.chaos import ChaosBoard
 from sandbox.config import Config
 from sandbox.events import EventBus
@@ -81,6 +82,7 @@ class BaseHandler(ABC):
 
     server_name = "smtp"
     arrival_step = "received"
+    auth: Authenticity | None = None  # SPF, DKIM, DMARC (set by the runtime)
 
     def __init__(
         self,
@@ -174,17 +176,22 @@ class BaseHandler(ABC):
                 "queue_id": queue_id,
             },
         )
+        screened = await self.screen(content, session, sender, peer_ip)
+        if screened.refusal:
+            return screened.refusal
         plan = self.plan(sender, recipients)
+        if screened.folder:
+            plan = _refiled(plan, screened.folder)
         await ingest(
             self.store,
             self.bus,
             NewMessage(
-                raw=header + content,
+                raw=header + screened.prefix + screened.content,
                 envelope_from=sender,
                 envelope_to=tuple(recipients),
                 source=self.server_name,
                 copies=plan.copies,
-                hops=(arrival, *plan.hops),
+                hops=(arrival, *screened.hops, *plan.hops),
                 queue_id=queue_id,
                 parent_queue_id=self.trace_parent(content),
                 deliveries=plan.deliveries,
@@ -203,6 +210,10 @@ class BaseHandler(ABC):
     def trace_parent(self, content: bytes) -> str | None:
         """The queue id this message continues, if it was relayed to us by the sandbox."""
         return None
+
+    async def screen(self, content: bytes, session: Session, sender: str, peer: str) -> Screened:
+        """Authentication before storing (sandbox.auth): sign, check, or nothing."""
+        return Screened(content)
 
     @abstractmethod
     def plan(self, sender: str, recipients: list[str]) -> Plan:
@@ -226,6 +237,9 @@ class SubmissionHandler(BaseHandler):
 
     server_name = "submission"
     arrival_step = "submitted"
+
+    async def screen(self, content: bytes, session: Session, sender: str, peer: str) -> Screened:
+        return self.auth.sign(content) if self.auth else Screened(content)
 
     def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies: list[Copy] = []
@@ -365,6 +379,12 @@ class MxHandler(BaseHandler):
         self.chaos.accepted(self.domain)
         return result
 
+    async def screen(self, content: bytes, session: Session, sender: str, peer: str) -> Screened:
+        if self.auth is None:
+            return Screened(content)
+        helo = session.host_name or ""
+        return await self.auth.screen(self.domain, self.hostname, content, peer, helo, sender)
+
     def refuse_recipient(self, address: str) -> str | None:
         if domain_of(address) != self.domain:
             return (
@@ -399,6 +419,18 @@ _OUR_TRACE = re.compile(
     rb"(?:[^\r\n]|\r?\n[ \t])*?\bid ([0-9a-f]{12})\b",
     re.IGNORECASE,
 )
+
+
+def _refiled(plan: Plan, folder: str) -> Plan:
+    """The same plan with every copy in ``folder`` (DMARC quarantine: Junk)."""
+    return Plan(
+        tuple(replace(c, folder=folder) for c in plan.copies),
+        tuple(
+            replace(h, detail={**h.detail, "folder": folder}) if h.step == "stored" else h
+            for h in plan.hops
+        ),
+        plan.deliveries,
+    )
 
 
 def _unique(addresses: list[str]) -> list[str]:
