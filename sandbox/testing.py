@@ -31,6 +31,7 @@ from email.message import Message as EmailPart
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from sandbox.auth.verdicts import AuthVerdicts, read_verdicts
 from sandbox.chaos import DnsFaultSetting, DomainChaos, MxFault, dns_fault
 from sandbox.config import MEMORY, Config, load_config
 from sandbox.events import MessageStored
@@ -138,6 +139,8 @@ class Message:
     received_at: float
     headers: Headers = field(repr=False, compare=False)
     journey: tuple[Hop, ...] = field(repr=False, compare=False)
+    # The receiving MX's verdicts (``message.auth.dkim == "pass"``); None when unchecked.
+    auth: AuthVerdicts | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, record: MessageRecord, raw: bytes, journey: tuple[Hop, ...]) -> Message:
@@ -164,6 +167,7 @@ class Message:
             received_at=record.received_at,
             headers=Headers(_header_fields(parsed)),
             journey=journey,
+            auth=read_verdicts(raw),
         )
 
     def email(self) -> EmailMessage:
@@ -408,7 +412,7 @@ class _ChaosControl(Generic[R]):
         self._apply = apply
 
     def _mx(self, fault: MxFault) -> R:
-        return self._apply(lambda current: DomainChaos(fault, current.dns))
+        return self._apply(lambda current: DomainChaos(fault, current.dns, current.auth))
 
     def greylist(self, seconds: float = 1.0, *, probability: float = 1.0) -> R:
         """451 4.7.1 for each new sender/recipient/client triplet for ``seconds``."""
@@ -453,7 +457,13 @@ class _ChaosControl(Generic[R]):
     def dns(self, mode: str, ms: int = 0) -> R:
         """The domain's DNS zone: ``servfail``, ``timeout``, ``nxdomain`` or ``delay`` (ms)."""
         setting: DnsFaultSetting = dns_fault(mode, ms)
-        return self._apply(lambda current: DomainChaos(current.mx, setting))
+        return self._apply(lambda current: DomainChaos(current.mx, setting, current.auth))
+
+    def auth(self, mode: str) -> R:
+        """An authentication fault (``sandbox.chaos.AUTH_MODES``): ``"forwarder"``,
+        ``"spf-outside"`` (mail to the domain), ``"txt-timeout"``, ``"no-key"`` (its DNS)."""
+        name = mode if mode.startswith("auth-") else f"auth-{mode}"
+        return self._apply(lambda current: DomainChaos(current.mx, current.dns, name))
 
     def off(self) -> R:
         """No faults at all for the domain (its MX server and its DNS zone)."""

@@ -93,6 +93,16 @@ def read_verdicts(raw: bytes) -> AuthVerdicts | None:
     return None
 
 
+def verdict_lines(raw: bytes) -> list[str]:
+    """For terminals: "Authentication (by HOST):", a line per clause and a blank line;
+    nothing when no MX checked the message."""
+    verdicts = read_verdicts(raw)
+    if verdicts is None:
+        return []
+    heading = f"Authentication (by {verdicts.authserv_id}):"
+    return [heading, *("  " + line for line in verdicts.lines()), ""]
+
+
 def render(authserv_id: str, clauses: list[authres.core.AuthenticationResult]) -> bytes:
     """The header line, folded at each clause (RFC 5322 §2.2.3), CRLF-terminated."""
     header = _FEATURES.header(authserv_id=authserv_id, results=clauses)

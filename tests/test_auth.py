@@ -1,0 +1,321 @@
+"""SPF, DKIM, DMARC across the fake domains: signed at submission, checked at each MX.
+
+Real servers on port 0, real SMTP clients; signatures verified again independently with
+dkimpy against the stub, asked over UDP.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import smtplib
+from collections.abc import Iterator
+from dataclasses import replace
+from email.message import EmailMessage
+from pathlib import Path
+
+import dkim
+import dns.message
+import dns.query
+import dns.resolver
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sandbox.auth.settings import AppKey, DomainAuth
+from sandbox.auth.verdicts import read_verdicts
+from sandbox.config import Config, load_config
+from sandbox.testing import Message, Sandbox
+from tests.conftest import clean_env, cli
+
+
+def _message(sender: str, to: str, subject: str, body: str = "Hello from the app.\n") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{subject.replace(' ', '.')}@app.example>"
+    msg.set_content(body)
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+def _submit(sb: Sandbox, sender: str, to: str, raw: bytes) -> None:
+    with smtplib.SMTP(*sb.smtp_address, timeout=10) as client:
+        client.sendmail(sender, [to], raw)
+
+
+def _stub_txt(sb: Sandbox, name: str) -> list[bytes]:
+    """A TXT lookup straight to the stub over UDP: no resolver configuration at all."""
+    host, port = sb.dns_address
+    query = dns.message.make_query(name, "TXT")
+    reply = dns.query.udp(query, host, port=port, timeout=5)
+    return [b"".join(r.strings) for rrset in reply.answer for r in rrset]
+
+
+def _independent_dkim(sb: Sandbox, raw: bytes) -> bool:
+    def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
+        found = _stub_txt(sb, name.decode())
+        return found[0] if found else None
+
+    return bool(dkim.verify(raw, dnsfunc=dnsfunc))
+
+
+def _config(**auth: DomainAuth) -> Config:
+    """The default domains, with ``auth`` settings for some (alpha_test=…)."""
+    base = load_config(env={}, flags={})
+    domains = tuple(
+        replace(d, auth=auth.get(d.name.replace(".", "_"), d.auth)) for d in base.domains
+    )
+    return replace(base, domains=domains)
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def fresh(sb: Sandbox) -> Sandbox:
+    sb.reset()
+    return sb
+
+
+def _auth(message: Message) -> dict[str, object]:
+    [hop] = [h for h in message.journey if h.step == "authenticated"]
+    return hop.detail
+
+
+# --- the records ------------------------------------------------------------------------
+
+
+def test_each_domain_publishes_spf_dkim_and_dmarc(sb: Sandbox) -> None:
+    assert _stub_txt(sb, "alpha.test") == [b"v=spf1 ip4:127.0.0.11 -all"]
+    assert _stub_txt(sb, "_dmarc.beta.test") == [b"v=DMARC1; p=none; adkim=r; aspf=r"]
+    [rsa_key] = _stub_txt(sb, "sandbox._domainkey.alpha.test")
+    [ed_key] = _stub_txt(sb, "sandbox-ed25519._domainkey.alpha.test")
+    assert rsa_key.startswith(b"v=DKIM1; k=rsa; p=MIIB")  # a 2048-bit key's DER prefix
+    assert ed_key.startswith(b"v=DKIM1; k=ed25519; p=")
+    assert len(base64.b64decode(ed_key.split(b"p=")[1])) == 32  # RFC 8463 §4
+
+
+def test_keys_are_made_once_beside_the_data_file_with_mode_0600(tmp_path: Path) -> None:
+    data = tmp_path / "box.sqlite3"
+    with Sandbox(data=str(data)) as first:
+        record = _stub_txt(first, "sandbox._domainkey.beta.test")
+    keys = sorted((tmp_path / "dkim").iterdir())
+    assert [k.name for k in keys][:2] == ["alpha.test.ed25519.key", "alpha.test.rsa.key"]
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+    with Sandbox(data=str(data)) as second:
+        assert _stub_txt(second, "sandbox._domainkey.beta.test") == record
+
+
+def test_dns_command_shows_the_dmarc_record(tmp_path: Path) -> None:
+    data = tmp_path / "box.sqlite3"
+    with Sandbox(data=str(data)) as box:
+        port = box.dns_address[1]
+        shown = cli("dns", "_dmarc.beta.test", "TXT", "--data", str(data), "--dns-port", str(port))
+    assert shown.returncode == 0, shown.stderr
+    assert "v=DMARC1; p=none" in shown.stdout
+
+
+# --- the happy path ---------------------------------------------------------------------
+
+
+def test_submitted_mail_is_signed_and_passes_everything(fresh: Sandbox) -> None:
+    _submit(fresh, "app@alpha.test", "bob@beta.test", _message("app@alpha.test",
+            "bob@beta.test", "welcome"))  # fmt: skip
+    message = fresh.wait_for(to="bob@beta.test", subject="welcome")
+    assert message.auth is not None
+    assert (message.auth.spf, message.auth.dkim, message.auth.dmarc, message.auth.arc) == (
+        "pass", "pass", "pass", "none",
+    )  # fmt: skip
+    assert message.auth.authserv_id == "mx.beta.test"
+    header = message.headers["Authentication-Results"]
+    assert header.startswith("mx.beta.test;")
+    assert "spf=pass" in header and "dmarc=pass header.from=alpha.test" in header
+    assert "header.s=sandbox-ed25519" in header and "header.a=rsa-sha256" in header
+    steps = [(h.step, h.outcome) for h in message.journey]
+    assert ("signed", "signed") in steps
+    assert ("authenticated", "spf=pass dkim=pass dmarc=pass") in steps
+    detail = _auth(message)
+    assert detail["spf"]["record"] == "v=spf1 ip4:127.0.0.11 -all"  # type: ignore[index]
+    assert [d["key"] for d in detail["dkim"]] == [  # type: ignore[attr-defined]
+        "sandbox-ed25519._domainkey.alpha.test",
+        "sandbox._domainkey.alpha.test",
+    ]
+    # Independently: dkimpy's own verify, its only DNS the stub over UDP.
+    assert _independent_dkim(fresh, message.raw)
+
+
+def test_cli_show_and_json_carry_the_verdicts(tmp_path: Path) -> None:
+    data = tmp_path / "box.sqlite3"
+    with Sandbox(data=str(data)) as box:
+        _submit(box, "app@alpha.test", "eve@gamma.test",
+                _message("app@alpha.test", "eve@gamma.test", "cli view"))  # fmt: skip
+        message = box.wait_for(to="eve@gamma.test")
+    shown = cli("show", str(message.id), "--json", "--data", str(data))
+    assert shown.returncode == 0, shown.stderr
+    auth = json.loads(shown.stdout)["auth"]
+    assert (auth["spf"], auth["dkim"], auth["dmarc"]) == ("pass", "pass", "pass")
+    text = cli("show", str(message.id), "--data", str(data), env=clean_env())
+    assert "Authentication (by mx.gamma.test):" in text.stdout
+    assert "dmarc pass" in text.stdout
+
+
+# --- failures, each as a real receiver reports it ---------------------------------------
+
+
+def test_forwarder_that_alters_the_body_breaks_dkim(fresh: Sandbox) -> None:
+    fresh.chaos("beta.test").auth("forwarder")
+    _submit(fresh, "app@alpha.test", "bob@beta.test",
+            _message("app@alpha.test", "bob@beta.test", "forwarded"))  # fmt: skip
+    message = fresh.wait_for(to="bob@beta.test", subject="forwarded")
+    assert message.auth is not None and message.auth.dkim == "fail"
+    assert "body hash mismatch" in (message.auth.reasons.get("dkim") or "")
+    # SPF still passes and is aligned, so DMARC passes: what real receivers conclude.
+    assert (message.auth.spf, message.auth.dmarc) == ("pass", "pass")
+    assert ("forwarded", "body altered") in [(h.step, h.outcome) for h in message.journey]
+    assert not _independent_dkim(fresh, message.raw)
+
+
+def test_relay_from_outside_spf_fails_spf_but_dkim_keeps_dmarc(fresh: Sandbox) -> None:
+    fresh.chaos("beta.test").auth("spf-outside")
+    _submit(fresh, "app@alpha.test", "bob@beta.test",
+            _message("app@alpha.test", "bob@beta.test", "stray relay"))  # fmt: skip
+    message = fresh.wait_for(to="bob@beta.test", subject="stray relay")
+    assert message.auth is not None
+    assert (message.auth.spf, message.auth.dkim, message.auth.dmarc) == ("fail", "pass", "pass")
+    assert _auth(message)["spf"]["client"] == "127.0.0.250"  # type: ignore[index]
+
+
+def test_txt_lookup_timeout_is_temperror(fresh: Sandbox) -> None:
+    fresh.chaos("alpha.test").auth("txt-timeout")
+    _submit(fresh, "app@alpha.test", "bob@beta.test",
+            _message("app@alpha.test", "bob@beta.test", "dns down"))  # fmt: skip
+    message = fresh.wait_for(to="bob@beta.test", subject="dns down", timeout=30)
+    assert message.auth is not None
+    assert (message.auth.spf, message.auth.dkim, message.auth.dmarc) == (
+        "temperror", "temperror", "temperror",
+    )  # fmt: skip
+
+
+def test_missing_key_is_permerror(fresh: Sandbox) -> None:
+    fresh.chaos("alpha.test").auth("no-key")
+    _submit(fresh, "app@alpha.test", "bob@beta.test",
+            _message("app@alpha.test", "bob@beta.test", "no key"))  # fmt: skip
+    message = fresh.wait_for(to="bob@beta.test", subject="no key")
+    assert message.auth is not None
+    assert message.auth.dkim == "permerror"
+    assert "no key published at sandbox._domainkey.alpha.test" in str(_auth(message)["dkim"])
+    assert (message.auth.spf, message.auth.dmarc) == ("pass", "pass")
+
+
+def test_unsigned_mail_from_a_foreign_address_fails_or_has_none() -> None:
+    """Directly at an MX from 127.0.0.1: SPF fail, no signature, DMARC fail (p=none)."""
+    with Sandbox() as box:
+        host, port = box.mx_addresses["beta.test"]
+        with smtplib.SMTP(host, port, timeout=10) as client:
+            client.sendmail("app@alpha.test", ["bob@beta.test"],
+                            _message("app@alpha.test", "bob@beta.test", "direct"))  # fmt: skip
+        message = box.wait_for(to="bob@beta.test")
+        assert message.auth is not None
+        assert (message.auth.spf, message.auth.dkim, message.auth.dmarc) == ("fail", "none", "fail")
+        assert message.folder == "INBOX"  # p=none: monitor only
+
+
+def test_p_reject_is_550_at_data_and_the_sender_gets_a_dsn() -> None:
+    config = _config(alpha_test=DomainAuth(sign=False, dmarc="reject"))
+    with Sandbox(config=config) as box:
+        host, port = box.mx_addresses["beta.test"]
+        with smtplib.SMTP(host, port, timeout=10) as client:
+            client.ehlo("mx.alpha.test")
+            client.mail("app@alpha.test")
+            client.rcpt("bob@beta.test")
+            code, reply = client.data(_message("app@alpha.test", "bob@beta.test", "direct"))
+        assert code == 550 and reply.startswith(b"5.7.1 Rejected by the DMARC policy")
+        # Through the relay from outside SPF: refused the same way, bounced to the sender.
+        box.chaos("beta.test").auth("spf-outside")
+        _submit(box, "app@alpha.test", "bob@beta.test",
+                _message("app@alpha.test", "bob@beta.test", "stray rejected"))  # fmt: skip
+        bounce = box.wait_for(to="app@alpha.test", subject="stray rejected", timeout=20)
+        assert bounce.subject is not None and bounce.subject.startswith("Undelivered Mail")
+        assert "5.7.1" in (bounce.text or "") or b"5.7.1" in bounce.raw
+        assert all(m.subject != "stray rejected" for m in box.messages(to="bob@beta.test"))
+
+
+def test_p_quarantine_files_the_message_in_junk() -> None:
+    config = _config(alpha_test=DomainAuth(sign=False, dmarc="quarantine"))
+    with Sandbox(config=config) as box:
+        box.chaos("beta.test").auth("spf-outside")
+        _submit(box, "app@alpha.test", "bob@beta.test",
+                _message("app@alpha.test", "bob@beta.test", "suspicious"))  # fmt: skip
+        message = box.wait_for(to="bob@beta.test", folder="Junk")
+        assert message.auth is not None and message.auth.dmarc == "fail"
+        assert ("quarantined", "junk") in [(h.step, h.outcome) for h in message.journey]
+
+
+# --- an app that signs with its own key -------------------------------------------------
+
+
+def test_app_signed_mail_verifies_and_one_changed_byte_does_not() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key = AppKey("app2026", base64.b64encode(public).decode())
+    config = _config(alpha_test=DomainAuth(sign=False, keys=(key,)))
+    with Sandbox(config=config) as box:
+        raw = _message("app@alpha.test", "bob@beta.test", "self signed")
+        signed = dkim.sign(raw, b"app2026", b"alpha.test", pem) + raw
+        _submit(box, "app@alpha.test", "bob@beta.test", signed)
+        message = box.wait_for(to="bob@beta.test", subject="self signed")
+        assert message.auth is not None and message.auth.dkim == "pass"
+        assert "header.s=app2026" in message.headers["Authentication-Results"]
+        assert ("signed", "kept") in [(h.step, h.outcome) for h in message.journey]
+
+        tampered = signed.replace(b"Hello from the app.", b"Hello from the apP.")
+        host, port = box.mx_addresses["beta.test"]
+        with smtplib.SMTP(host, port, timeout=10) as client:
+            client.ehlo("mx.alpha.test")
+            client.sendmail("app@alpha.test", ["bob@beta.test"], tampered)
+        [_, changed] = box.messages(to="bob@beta.test", subject="self signed")
+        assert changed.auth is not None and changed.auth.dkim == "fail"
+        assert "body hash mismatch" in (changed.auth.reasons.get("dkim") or "")
+
+
+# --- nothing ever asks the system resolver ------------------------------------------------
+
+
+def test_verdicts_hold_with_the_system_resolver_dead(monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = dns.resolver.Resolver(configure=False)
+    dead.nameservers = ["192.0.2.1"]  # TEST-NET-1: nothing answers there
+    dead.lifetime = 0.2
+    monkeypatch.setattr(dns.resolver, "default_resolver", dead)
+    with Sandbox() as box:
+        _submit(box, "app@alpha.test", "bob@beta.test",
+                _message("app@alpha.test", "bob@beta.test", "offline"))  # fmt: skip
+        message = box.wait_for(to="bob@beta.test")
+    assert message.auth is not None
+    assert (message.auth.spf, message.auth.dkim, message.auth.dmarc) == ("pass", "pass", "pass")
+
+
+def test_read_verdicts_takes_the_topmost_header() -> None:
+    raw = (
+        b"Authentication-Results: mx.beta.test; spf=pass smtp.mailfrom=alpha.test;\r\n"
+        b'\tdkim=fail reason="body hash mismatch" header.d=alpha.test; dmarc=pass\r\n'
+        b"Authentication-Results: elsewhere.example; spf=fail\r\n"
+        b"Subject: x\r\n\r\nbody\r\n"
+    )
+    verdicts = read_verdicts(raw)
+    assert verdicts is not None
+    assert (verdicts.authserv_id, verdicts.spf, verdicts.dkim, verdicts.dmarc) == (
+        "mx.beta.test", "pass", "fail", "pass",
+    )  # fmt: skip
+    assert verdicts.reasons == {"dkim": "body hash mismatch"}
+    assert read_verdicts(b"Subject: none\r\n\r\nbody\r\n") is None
