@@ -81,6 +81,8 @@ class DomainSpec:
     hosts. ``null_mx`` publishes the RFC 7505 "0 ." MX (the domain accepts no mail).
     ``spf_terms`` go into the generated SPF record before its ``-all``; ``spf=False``
     publishes none (for a domain whose own SPF record is among ``extra``).
+    ``records_only`` publishes ``extra`` and nothing generated (a copy of a real domain's
+    records; ``address`` is then unused).
     """
 
     name: str
@@ -93,6 +95,7 @@ class DomainSpec:
     fault: DnsFault = NO_FAULT
     spf: bool = True
     spf_terms: tuple[str, ...] = ()
+    records_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -404,6 +407,10 @@ def _add_domain(
     builder: _Builder, spec: DomainSpec, origin: dns.name.Name, common_mx_port: int, ttl: int
 ) -> list[tuple[str, dns.name.Name]]:
     """Add one domain's records; return (address, PTR target) pairs for the reverse zones."""
+    if spec.records_only:
+        for record in spec.extra:
+            _add_extra(builder, origin, record)
+        return []
     if not 0 < spec.mx_port < 65536:
         raise ValueError(f"{spec.name}: mx_port {spec.mx_port} out of range")
     main = _address(spec.address)

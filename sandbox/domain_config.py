@@ -64,6 +64,33 @@ class DomainConfig:
         return f"mx.{self.name}"
 
 
+@dataclass(frozen=True)
+class RealDomain:
+    """A real domain (not a sandbox one) whose records the stub serves, so that held mail
+    from it gets SPF, DKIM and DMARC checked offline against the records you paste in."""
+
+    name: str
+    records: tuple[DnsRecord, ...] = ()
+
+
+def parse_real_domain(name: str, settings: Any, fail: Fail) -> RealDomain:
+    key = f"real_domains.{name}"
+    if not isinstance(settings, dict) or set(settings) - {"records"}:
+        fail(key, 'expected { records = [{ name = "@", type = "TXT", value = "v=spf1 …" }] }')
+    records = tuple(
+        _record(item, f"{key}.records[{i}]", fail)
+        for i, item in enumerate(_list(settings.get("records", []), f"{key}.records", fail))
+    )
+    return RealDomain(name, records)
+
+
+def real_domain_toml(domain: RealDomain, render: Callable[[Any], str]) -> list[str]:
+    items = [
+        {"name": r.name, "type": r.type, "value": r.value, "ttl": r.ttl} for r in domain.records
+    ]
+    return [f"[real_domains.{render(domain.name)}]", f"records = {render(items)}"]
+
+
 _DOMAIN_KEYS = {"mx_address", "mx", "null_mx", "aaaa", "records", "dns_fault", "chaos", "auth"}
 
 

@@ -263,6 +263,15 @@ class Runtime:
             domain_spec(d, mx[d.name], auth_records(d.auth, keys(d.name)))
             for d in self.config.domains
         ]
+        specs += [  # held mail's senders: the records pasted in, nothing generated
+            DomainSpec(
+                r.name,
+                self.config.host,
+                extra=tuple(ExtraRecord(x.name, x.type, x.value, x.ttl) for x in r.records),
+                records_only=True,
+            )
+            for r in self.config.real_domains
+        ]
         try:
             zones = build_zones(
                 specs, common_mx_port=self.config.mx.port, ptr={"127.0.0.1": "localhost"}

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.auth.settings import AppKey, DomainAuth
 from sandbox.auth.verdicts import read_verdicts
-from sandbox.config import Config, load_config
+from sandbox.config import Config, ConfigError, load_config, to_toml
+from sandbox.domain_config import DnsRecord, RealDomain
 from sandbox.testing import Message, Sandbox
 from tests.conftest import clean_env, cli
 
@@ -289,6 +290,46 @@ def test_app_signed_mail_verifies_and_one_changed_byte_does_not() -> None:
         assert "body hash mismatch" in (changed.auth.reasons.get("dkim") or "")
 
 
+# --- held mail: a real domain's records pasted into the stub ------------------------------
+
+
+def test_held_mail_from_a_real_domain_is_checked_against_its_pasted_records() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = base64.b64encode(
+        private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode()
+    real = RealDomain(
+        "realcompany.com",
+        (
+            DnsRecord("@", "TXT", "v=spf1 ip4:127.0.0.1 -all"),
+            DnsRecord("prod._domainkey", "TXT", f"v=DKIM1; k=rsa; p={public}"),
+            DnsRecord("_dmarc", "TXT", "v=DMARC1; p=reject"),
+        ),
+    )
+    config = replace(_config(), real_domains=(real,))
+    with Sandbox(config=config) as box:
+        raw = _message("news@realcompany.com", "customer@gmail.com", "production setup")
+        signed = dkim.sign(raw, b"prod", b"realcompany.com", pem) + raw
+        _submit(box, "bounces@realcompany.com", "customer@gmail.com", signed)
+        message = box.wait_for(to="customer@gmail.com")
+        assert message.held
+        assert message.auth is not None and message.auth.authserv_id == "submission.localhost"
+        assert (message.auth.spf, message.auth.dkim, message.auth.dmarc) == ("pass",) * 3
+        assert _stub_txt(box, "_dmarc.realcompany.com") == [b"v=DMARC1; p=reject"]
+
+        broken = signed.replace(b"Hello from the app.", b"Hello from the app!")
+        _submit(box, "bounces@realcompany.com", "customer@gmail.com", broken)
+        [_, second] = box.messages(to="customer@gmail.com")
+        assert second.auth is not None and second.auth.dkim == "fail"
+
+
 # --- nothing ever asks the system resolver ------------------------------------------------
 
 
@@ -319,3 +360,45 @@ def test_read_verdicts_takes_the_topmost_header() -> None:
     )  # fmt: skip
     assert verdicts.reasons == {"dkim": "body hash mismatch"}
     assert read_verdicts(b"Subject: none\r\n\r\nbody\r\n") is None
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def test_auth_settings_load_from_toml_and_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.toml"
+    path.write_text(
+        '[domains."shop.test".auth]\n'
+        'dmarc = "reject"\nadkim = "s"\nselector = "mail"\nsign = false\n'
+        'spf_extra = ["ip4:192.0.2.10"]\n'
+        'keys = [{ selector = "app", public_key = "MFkwEwYHKoZIzj0CAQYI" }]\n'
+        '[real_domains."realcompany.com"]\n'
+        'records = [{ name = "_dmarc", type = "TXT", value = "v=DMARC1; p=none" }]\n'
+    )
+    config = load_config(config_file=str(path), env={})
+    [shop] = config.domains
+    assert shop.auth.dmarc_record() == "v=DMARC1; p=reject; adkim=s; aspf=r"
+    assert (shop.auth.selector, shop.auth.ed25519_selector, shop.auth.sign) == (
+        "mail", "mail-ed25519", False,
+    )  # fmt: skip
+    assert config.real_domains[0].records[0].value == "v=DMARC1; p=none"
+    again = tmp_path / "again.toml"
+    again.write_text(to_toml(config))
+    assert load_config(config_file=str(again), env={}).domains == config.domains
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('dmarc = "block"', "domains.shop.test.auth.dmarc: expected one of none, quarantine"),
+        ('selector = "a b"', "domains.shop.test.auth.selector: expected a selector"),
+        ('keys = [{ selector = "app", public_key = "not base64!" }]', "not base64"),
+        ("colour = 1", "domains.shop.test.auth.colour: unknown setting"),
+    ],
+)
+def test_bad_auth_settings_say_which_key_and_why(tmp_path: Path, table: str, problem: str) -> None:
+    path = tmp_path / "sandbox.toml"
+    path.write_text(f'[domains."shop.test".auth]\n{table}\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file=str(path), env={})
+    assert problem in str(error.value)

@@ -62,7 +62,7 @@ class CheckResult:
                     "selector": v.selector,
                     "algorithm": v.algorithm,
                     "key": v.key_name,
-                    "key_record": v.key_record,
+                    "key_record": _short(v.key_record, 60) if v.key_record else None,
                     "reason": v.reason,
                 }
                 for v in self.dkim

@@ -72,6 +72,7 @@ class Authenticity:
         self.chaos = chaos
         self.timeout = timeout
         self._domains = {d.name: d for d in config.domains}
+        self._real = {d.name for d in config.real_domains}
 
     def lookup(self) -> StubLookup:
         host, port = self._dns_address()
@@ -82,6 +83,28 @@ class Authenticity:
         return OUTSIDE_SPF_ADDRESS if self.chaos.auth(domain) == "auth-spf-outside" else None
 
     # --- submission ---------------------------------------------------------------
+
+    async def submitted(self, content: bytes, client: str, helo: str, mail_from: str) -> Screened:
+        """Sign mail from a fake domain; check mail from a real domain whose records are
+        in the stub (``real_domains``), as its recipients' servers would: held mail never
+        leaves, so the submission server reports what they would find."""
+        domain = from_domain(content)
+        if domain is None or domain not in self._real:
+            return self.sign(content)
+        hostname = self.config.smtp.hostname
+        content = strip_own_results(content, hostname)
+        result = await asyncio.to_thread(
+            check_message,
+            content,
+            client=client,
+            helo=helo,
+            mail_from=mail_from,
+            authserv_id=hostname,
+            lookup=self.lookup(),
+        )
+        detail = {"by": hostname, "as_receiver_of": "held mail", **result.hop_detail()}
+        hop = Hop("authenticated", result.summary(), detail)
+        return Screened(content, result.header, (hop,))
 
     def sign(self, content: bytes) -> Screened:
         """``sign_content`` as the submission server's screen."""

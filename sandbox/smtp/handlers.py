@@ -239,7 +239,9 @@ class SubmissionHandler(BaseHandler):
     arrival_step = "submitted"
 
     async def screen(self, content: bytes, session: Session, sender: str, peer: str) -> Screened:
-        return self.auth.sign(content) if self.auth else Screened(content)
+        if self.auth is None:
+            return Screened(content)
+        return await self.auth.submitted(content, peer, session.host_name or "", sender)
 
     def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies: list[Copy] = []
