@@ -178,6 +178,9 @@ def test_forwarder_that_alters_the_body_breaks_dkim(fresh: Sandbox) -> None:
     assert (message.auth.spf, message.auth.dmarc) == ("pass", "pass")
     assert ("forwarded", "body altered") in [(h.step, h.outcome) for h in message.journey]
     assert not _independent_dkim(fresh, message.raw)
+    # The forwarder sealed its change with ARC, and its record says DKIM passed before.
+    assert message.auth.arc == "pass"
+    assert "dkim=pass" in message.headers["ARC-Authentication-Results"]
 
 
 def test_relay_from_outside_spf_fails_spf_but_dkim_keeps_dmarc(fresh: Sandbox) -> None:

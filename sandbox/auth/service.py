@@ -19,6 +19,7 @@ from fake_dns import DnsFault
 from sandbox.auth.check import CheckResult, check_message, from_domain, strip_own_results
 from sandbox.auth.dkim import sign as dkim_sign
 from sandbox.auth.dkim import signature_domains
+from sandbox.auth.forwarder import forward
 from sandbox.auth.keys import KeyRing
 from sandbox.auth.lookup import DEFAULT_TIMEOUT, StubLookup
 from sandbox.chaos import ChaosBoard
@@ -31,9 +32,6 @@ JUNK = "Junk"
 # An address on loopback that no fake domain's SPF lists: where "auth-spf-outside" relays
 # from (Linux routes all of 127.0.0.0/8 to loopback).
 OUTSIDE_SPF_ADDRESS = "127.0.0.250"
-# What "auth-forwarder" appends, as a mailing list footer would (RFC 6376 §8.2 explains
-# why that breaks the body hash unless l= was used).
-FORWARDER_FOOTER = b"\r\n-- \r\nForwarded by list.forwarder.test (mail-sandbox chaos)\r\n"
 
 
 @dataclass(frozen=True)
@@ -152,8 +150,22 @@ class Authenticity:
         """Check a message arriving at ``domain``'s MX; the verdicts go on top of it."""
         hops: list[Hop] = []
         if self.chaos.auth(domain) == "auth-forwarder":
-            content = content.rstrip(b"\r\n") + FORWARDER_FOOTER
-            detail = {"forwarder": "list.forwarder.test", "change": "a footer added to the body"}
+            settings = self._domains[domain].auth
+            content = await asyncio.to_thread(
+                forward,
+                content,
+                domain=domain,
+                keys=self.keys.get(domain),
+                selector=settings.selector,
+                client=client,
+                helo=helo,
+                mail_from=mail_from,
+                lookup=self.lookup(),
+            )
+            detail = {
+                "forwarder": f"lists.{domain}",
+                "change": "a footer added to the body, then an ARC set (RFC 8617)",
+            }
             hops.append(Hop("forwarded", "body altered", detail))
         content = strip_own_results(content, hostname)
         result = await asyncio.to_thread(
