@@ -7,11 +7,14 @@ dkimpy against the stub, asked over UDP.
 from __future__ import annotations
 
 import base64
+import imaplib
 import json
 import smtplib
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from email.message import EmailMessage
+from importlib import resources
 from pathlib import Path
 
 import dkim
@@ -140,8 +143,8 @@ def test_submitted_mail_is_signed_and_passes_everything(fresh: Sandbox) -> None:
     assert ("signed", "signed") in steps
     assert ("authenticated", "spf=pass dkim=pass dmarc=pass") in steps
     detail = _auth(message)
-    assert detail["spf"]["record"] == "v=spf1 ip4:127.0.0.11 -all"  # type: ignore[index]
-    assert [d["key"] for d in detail["dkim"]] == [  # type: ignore[attr-defined]
+    assert detail["spf"]["record"] == "v=spf1 ip4:127.0.0.11 -all"
+    assert [d["key"] for d in detail["dkim"]] == [
         "sandbox-ed25519._domainkey.alpha.test",
         "sandbox._domainkey.alpha.test",
     ]
@@ -190,7 +193,7 @@ def test_relay_from_outside_spf_fails_spf_but_dkim_keeps_dmarc(fresh: Sandbox) -
     message = fresh.wait_for(to="bob@beta.test", subject="stray relay")
     assert message.auth is not None
     assert (message.auth.spf, message.auth.dkim, message.auth.dmarc) == ("fail", "pass", "pass")
-    assert _auth(message)["spf"]["client"] == "127.0.0.250"  # type: ignore[index]
+    assert _auth(message)["spf"]["client"] == "127.0.0.250"
 
 
 def test_txt_lookup_timeout_is_temperror(fresh: Sandbox) -> None:
@@ -405,3 +408,34 @@ def test_bad_auth_settings_say_which_key_and_why(tmp_path: Path, table: str, pro
     with pytest.raises(ConfigError) as error:
         load_config(config_file=str(path), env={})
     assert problem in str(error.value)
+
+
+def test_every_mailbox_has_a_junk_folder_over_imap(sb: Sandbox) -> None:
+    _submit(sb, "app@alpha.test", "junk.check@beta.test",
+            _message("app@alpha.test", "junk.check@beta.test", "folders"))  # fmt: skip
+    sb.wait_for(to="junk.check@beta.test")
+    with imaplib.IMAP4(*sb.imap_address) as client:
+        client.login("junk.check@beta.test", "x")
+        status, lines = client.list()
+    assert status == "OK"
+    assert any(b"\\Junk" in line and line.endswith(b"Junk") for line in lines)
+
+
+def test_the_junk_migration_reaches_mailboxes_made_before_it(tmp_path: Path) -> None:
+    data = tmp_path / "old.sqlite3"
+    with Sandbox(data=str(data)) as box:
+        _submit(box, "app@alpha.test", "old@beta.test",
+                _message("app@alpha.test", "old@beta.test", "before"))  # fmt: skip
+        box.wait_for(to="old@beta.test")
+    script = (resources.files("sandbox.store") / "migrations" / "0020_junk.sql").read_text()
+    with sqlite3.connect(data) as conn:
+        # As a data file from before the migration: mailboxes without Junk, no trigger.
+        conn.execute("DELETE FROM folders WHERE name = 'Junk'")
+        conn.execute("DROP TRIGGER mailbox_junk_folder")
+        conn.executescript(script)
+        rows = conn.execute(
+            "SELECT m.address, f.special_use FROM folders f JOIN mailboxes m"
+            " ON m.id = f.mailbox_id WHERE f.name = 'Junk' ORDER BY m.address"
+        ).fetchall()
+    assert ("old@beta.test", "\\Junk") in rows
+    assert len(rows) >= 2  # the sender's mailbox too (its Sent copy made it)

@@ -22,6 +22,7 @@ _SELECTOR_RE = re.compile(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 _SPF_TERM_RE = re.compile(r"^[!-~]+$")
+_ED25519_SPKI_LENGTH = 44  # 12 bytes of DER header, then the 32-byte key
 
 Fail = Callable[[str, str], NoReturn]
 
@@ -140,7 +141,10 @@ def _app_key(item: Any, key: str, fail: Fail) -> AppKey:
         line.strip() for line in text.splitlines() if line.strip() and "-----" not in line
     )
     try:
-        base64.b64decode(compact, validate=True)
+        decoded = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         fail(f"{key}.public_key", "not base64: paste the p= value or the PEM public key")
+    if kind == "ed25519" and len(decoded) == _ED25519_SPKI_LENGTH:
+        # A PEM Ed25519 key is SubjectPublicKeyInfo; RFC 8463 §4 publishes the raw 32 bytes.
+        compact = base64.b64encode(decoded[-32:]).decode()
     return AppKey(selector, compact, kind)

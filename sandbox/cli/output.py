@@ -60,7 +60,9 @@ def journey_lines(journey: tuple[Hop, ...]) -> list[str]:
 
 def _short(value: Any) -> str:
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return ",".join(_short(v) for v in value)
+    if isinstance(value, dict) and "result" in value:  # a verdict: its word (sandbox.auth)
+        return str(value["result"])
     return str(value)
 
 
