@@ -31,6 +31,7 @@ from sandbox.config import Config, ConfigError, load_config, to_toml
 from sandbox.domain_config import DnsRecord, RealDomain
 from sandbox.testing import Message, Sandbox
 from tests.conftest import clean_env, cli
+from tests.test_cli_relay import wait_until
 
 
 def _message(sender: str, to: str, subject: str, body: str = "Hello from the app.\n") -> bytes:
@@ -439,3 +440,19 @@ def test_the_junk_migration_reaches_mailboxes_made_before_it(tmp_path: Path) -> 
         ).fetchall()
     assert ("old@beta.test", "\\Junk") in rows
     assert len(rows) >= 2  # the sender's mailbox too (its Sent copy made it)
+
+
+def test_auth_chaos_from_the_command_line_reaches_a_running_sandbox(tmp_path: Path) -> None:
+    data = tmp_path / "box.sqlite3"
+    with Sandbox(data=str(data)) as box:
+        args = ["--data", str(data), "--dns-port", str(box.dns_address[1])]
+        switched = cli("chaos", "alpha.test", "auth-no-key", *args)
+        assert switched.returncode == 0, switched.stderr
+        assert "its DKIM keys are missing from DNS" in switched.stdout
+        key = ["dns", "sandbox._domainkey.alpha.test", "TXT", *args]
+        assert wait_until(lambda: cli(*key).stdout == "NXDOMAIN\n", 5)
+        assert cli("dns", "alpha.test", "TXT", *args).stdout.startswith('"v=spf1')
+        assert cli("chaos", "alpha.test", "off", *args).returncode == 0
+        assert wait_until(lambda: cli(*key).stdout.startswith('"v=DKIM1'), 5)
+    bad = cli("chaos", "alpha.test", "auth-everything", "--data", str(data))
+    assert bad.returncode == 2 and "auth-no-key" in bad.stderr

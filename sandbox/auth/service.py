@@ -88,7 +88,7 @@ class Authenticity:
         leaves, so the submission server reports what they would find."""
         domain = from_domain(content)
         if domain is None or domain not in self._real:
-            return self.sign(content)
+            return await asyncio.to_thread(self.sign, content)  # RSA signing takes a moment
         hostname = self.config.smtp.hostname
         content = strip_own_results(content, hostname)
         result = await asyncio.to_thread(
