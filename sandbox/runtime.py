@@ -334,6 +334,8 @@ class Runtime:
             self._resolver.cache.flush()
         if self._relay is not None:
             self._relay.forget_connections()
+        if self.auth is not None:
+            self.auth.forget_dns()
         if self._dns is not None:
             # A DNS fault of its own wins over the one an authentication fault needs.
             auth_fault = auth_dns_fault(chaos.auth)

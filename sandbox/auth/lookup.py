@@ -40,6 +40,8 @@ class StubLookup:
     host: str
     port: int
     timeout: float = DEFAULT_TIMEOUT
+    # Shared between checks, as a receiver's resolver caches by TTL; None: ask every time.
+    cache: dns.resolver.Cache | None = None
     log: list[Looked] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -53,11 +55,8 @@ class StubLookup:
         resolver.timeout = self.timeout
         resolver.lifetime = self.timeout
         resolver.retry_servfail = False
+        resolver.cache = self.cache
         self._resolver = resolver
-
-    def fresh(self) -> StubLookup:
-        """The same stub with an empty log, for one check."""
-        return StubLookup(self.host, self.port, self.timeout)
 
     def records(self, name: str, rdtype: str) -> list[dns.rdata.Rdata]:
         """The rdatas at ``name``; [] when there are none; ``LookupTimeout`` when unsure."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dkim
+import dns.resolver
 
 from fake_dns import DnsFault
 from sandbox.auth.check import CheckResult, check_message, from_domain, strip_own_results
@@ -71,10 +72,15 @@ class Authenticity:
         self.timeout = timeout
         self._domains = {d.name: d for d in config.domains}
         self._real = {d.name for d in config.real_domains}
+        self._cache = dns.resolver.Cache()
+
+    def forget_dns(self) -> None:
+        """Drop cached answers (a chaos change alters what the stub says)."""
+        self._cache.flush()
 
     def lookup(self) -> StubLookup:
         host, port = self._dns_address()
-        return StubLookup(host, port, self.timeout)
+        return StubLookup(host, port, self.timeout, self._cache)
 
     def relay_source(self, domain: str) -> str | None:
         """Where the relay connects from for mail to ``domain`` ("auth-spf-outside")."""
@@ -87,7 +93,9 @@ class Authenticity:
         in the stub (``real_domains``), as its recipients' servers would: held mail never
         leaves, so the submission server reports what they would find."""
         domain = from_domain(content)
-        if domain is None or domain not in self._real:
+        if domain is None or (domain not in self._real and domain not in self._domains):
+            return Screened(content)  # neither ours to sign nor a real domain we can check
+        if domain not in self._real:
             return await asyncio.to_thread(self.sign, content)  # RSA signing takes a moment
         hostname = self.config.smtp.hostname
         content = strip_own_results(content, hostname)
