@@ -456,3 +456,39 @@ def test_auth_chaos_from_the_command_line_reaches_a_running_sandbox(tmp_path: Pa
         assert wait_until(lambda: cli(*key).stdout.startswith('"v=DKIM1'), 5)
     bad = cli("chaos", "alpha.test", "auth-everything", "--data", str(data))
     assert bad.returncode == 2 and "auth-no-key" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "dkim_word"),
+    [
+        (b"no header separator at all", "none"),
+        (b"From: a@alpha.test\r\nDKIM-Signature: garbage\r\n\r\nx\r\n", "permerror"),
+        (
+            b"From: a@alpha.test\r\nDKIM-Signature: v=1; a=rsa-sha256; d=alpha.test; s=sandbox;"
+            b" b=!!!; bh=zz; h=from\r\n\r\nx\r\n",
+            "permerror",
+        ),
+        (b"From: \xff\xfe@alpha.test\r\nSubject: \xc3\xa9\r\n\r\n\xff\r\n", "none"),
+    ],
+)
+def test_odd_messages_are_accepted_with_a_verdict(
+    fresh: Sandbox, raw: bytes, dkim_word: str
+) -> None:
+    host, port = fresh.mx_addresses["gamma.test"]
+    with smtplib.SMTP(host, port, timeout=10) as client:
+        client.ehlo("odd.example")
+        client.mail("a@alpha.test")
+        client.rcpt("odd@gamma.test")
+        assert client.data(raw)[0] == 250
+    [message] = fresh.messages(to="odd@gamma.test")
+    assert message.auth is not None and message.auth.dkim == dkim_word
+
+
+def test_a_forged_result_with_our_name_is_removed(fresh: Sandbox) -> None:
+    forged = b"Authentication-Results: mx.gamma.test; dkim=pass\r\nFrom: a@alpha.test\r\n\r\nx\r\n"
+    host, port = fresh.mx_addresses["gamma.test"]
+    with smtplib.SMTP(host, port, timeout=10) as client:
+        client.sendmail("a@alpha.test", ["odd@gamma.test"], forged)
+    [message] = fresh.messages(to="odd@gamma.test")
+    assert len(message.headers.get_all("Authentication-Results")) == 1
+    assert message.auth is not None and message.auth.dkim == "none"

@@ -103,6 +103,12 @@ def _verify_one(raw: bytes, index: int, tags: dict[str, str], lookup: StubLookup
     try:
         valid = checker.verify(index, dnsfunc=dnsfunc_for(lookup))
         problem = collected.last() or ("signature did not verify" if not valid else "")
+    except dkim.ValidationError as exc:
+        if "body hash mismatch" not in str(exc):
+            # RFC 6376 §6.1.1: a signature that cannot be read is PERMFAIL.
+            reason = f"malformed signature: {exc}"
+            return DkimVerdict("permerror", domain, selector, algorithm, reason)
+        valid, problem = False, str(exc)
     except dkim.DKIMException as exc:
         valid, problem = False, str(exc)
     key_name = f"{selector}._domainkey.{domain}"
@@ -125,7 +131,10 @@ def _verify_one(raw: bytes, index: int, tags: dict[str, str], lookup: StubLookup
 
 def _signature_tags(raw: bytes) -> list[dict[str, str]]:
     found = []
-    checker = dkim.DKIM(raw)
+    try:
+        checker = dkim.DKIM(raw)
+    except dkim.DKIMException:  # a header dkimpy cannot parse holds no signature it can check
+        return []
     for name, value in checker.headers:
         if name.lower() != b"dkim-signature":
             continue

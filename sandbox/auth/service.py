@@ -176,15 +176,20 @@ class Authenticity:
             }
             hops.append(Hop("forwarded", "body altered", detail))
         content = strip_own_results(content, hostname)
-        result = await asyncio.to_thread(
-            check_message,
-            content,
-            client=client,
-            helo=helo,
-            mail_from=mail_from,
-            authserv_id=hostname,
-            lookup=self.lookup(),
-        )
+        try:
+            result = await asyncio.to_thread(
+                check_message,
+                content,
+                client=client,
+                helo=helo,
+                mail_from=mail_from,
+                authserv_id=hostname,
+                lookup=self.lookup(),
+            )
+        except Exception as exc:  # a library choking on odd input must not lose the mail
+            log.exception("%s: authentication checks failed", hostname)
+            detail = {"by": hostname, "reason": f"checks could not run: {exc}"}
+            return Screened(content, b"", (*hops, Hop("authenticated", "error", detail)))
         hops.append(Hop("authenticated", result.summary(), {"by": hostname, **result.hop_detail()}))
         return self._apply_policy(result, content, hops)
 
