@@ -26,8 +26,8 @@ import dns.resolver
 from fake_dns import DnsFault, DnsServer, DomainSpec, MxHost, QueryLog, build_zones
 from fake_dns.resolver import make_resolver
 from fake_dns.zone import ExtraRecord
-from sandbox.auth.keys import KeyRing
-from sandbox.auth.records import auth_records
+from sandbox.auth.keys import DomainKeys, KeyRing
+from sandbox.auth.records import auth_records, publishes_own_spf
 from sandbox.auth.service import Authenticity, auth_dns_fault
 from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
@@ -259,10 +259,7 @@ class Runtime:
     async def _start_dns(self, mx: dict[str, Address]) -> Address:
         """The zones publish where each MX server really listens (SRV when off port 2525)."""
         keys = self.keys.get if self.keys is not None else (lambda name: None)
-        specs = [
-            domain_spec(d, mx[d.name], auth_records(d.auth, keys(d.name)))
-            for d in self.config.domains
-        ]
+        specs = [domain_spec(d, mx[d.name], keys(d.name)) for d in self.config.domains]
         specs += [  # held mail's senders: the records pasted in, nothing generated
             DomainSpec(
                 r.name,
@@ -528,10 +525,10 @@ def _listen_problem(host: str, port: int, exc: OSError, flag: str) -> str:
 
 
 def domain_spec(
-    domain: DomainConfig, mx_server: Address, auth: tuple[ExtraRecord, ...] = ()
+    domain: DomainConfig, mx_server: Address, keys: DomainKeys | None = None
 ) -> DomainSpec:
     """What the stub publishes for a domain whose MX server listens at ``mx_server``,
-    with ``auth`` (its DKIM keys and DMARC policy, ``sandbox.auth.records``)."""
+    with its DKIM keys and DMARC policy (``sandbox.auth.records``)."""
     address, port = mx_server
     mx: tuple[MxHost, ...] | None = None
     if domain.mx is not None:
@@ -544,6 +541,7 @@ def domain_spec(
             for record in domain.mx
         )
     fault = domain.dns_fault
+    own = tuple(ExtraRecord(r.name, r.type, r.value, r.ttl) for r in domain.records)
     return DomainSpec(
         name=domain.name,
         address=address,
@@ -551,8 +549,9 @@ def domain_spec(
         mx=mx,
         null_mx=domain.null_mx,
         aaaa=domain.aaaa,
-        extra=(*auth, *(ExtraRecord(r.name, r.type, r.value, r.ttl) for r in domain.records)),
+        extra=(*auth_records(domain.name, domain.auth, keys, own), *own),
         fault=DnsFault(fault.mode, fault.delay_ms),  # type: ignore[arg-type]
+        spf=not publishes_own_spf(domain.name, own),
         spf_terms=domain.auth.spf_extra,
     )
 

@@ -492,3 +492,22 @@ def test_a_forged_result_with_our_name_is_removed(fresh: Sandbox) -> None:
     [message] = fresh.messages(to="odd@gamma.test")
     assert len(message.headers.get_all("Authentication-Results")) == 1
     assert message.auth is not None and message.auth.dkim == "none"
+
+
+def test_a_domains_own_records_replace_the_generated_spf_and_dmarc() -> None:
+    base = load_config(env={}, flags={})
+    alpha = replace(
+        base.domains[0],
+        records=(
+            DnsRecord("@", "TXT", "v=spf1 ip4:127.0.0.99 -all"),
+            DnsRecord("_dmarc", "TXT", "v=DMARC1; p=reject"),
+            DnsRecord("@", "TXT", "google-site-verification=abc"),
+        ),
+    )
+    with Sandbox(config=replace(base, domains=(alpha, *base.domains[1:]))) as box:
+        assert sorted(_stub_txt(box, "alpha.test")) == [
+            b"google-site-verification=abc",
+            b"v=spf1 ip4:127.0.0.99 -all",
+        ]
+        assert _stub_txt(box, "_dmarc.alpha.test") == [b"v=DMARC1; p=reject"]
+        assert _stub_txt(box, "sandbox._domainkey.alpha.test")  # the keys stay
