@@ -73,6 +73,7 @@ class MxConfig:
 @dataclass(frozen=True)
 class DnsConfig:
     port: int = 1053
+    auth_timeout: float = 2.0  # seconds for each SPF/DKIM/DMARC lookup; then temperror
     max_tcp_message: int = 65535  # RFC 7766: a longer TCP query closes the connection
     max_tcp_connections: int = 256
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3: close silent TCP connections

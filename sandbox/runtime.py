@@ -119,7 +119,13 @@ class Runtime:
             self.keys = await asyncio.to_thread(
                 KeyRing.for_data, config.data, [d.name for d in config.domains]
             )
-            self.auth = Authenticity(config, self.keys, lambda: self.dns_server.address, self.chaos)
+            self.auth = Authenticity(
+                config,
+                self.keys,
+                lambda: self.dns_server.address,
+                self.chaos,
+                timeout=config.dns.auth_timeout,
+            )
             submission = SubmissionHandler(
                 config, self.store, self.bus, config.smtp.hostname, self.reverse_lookup
             )

@@ -99,15 +99,9 @@ class Authenticity:
             return await asyncio.to_thread(self.sign, content)  # RSA signing takes a moment
         hostname = self.config.smtp.hostname
         content = strip_own_results(content, hostname)
-        result = await asyncio.to_thread(
-            check_message,
-            content,
-            client=client,
-            helo=helo,
-            mail_from=mail_from,
-            authserv_id=hostname,
-            lookup=self.lookup(),
-        )
+        result = await self._check(content, client, helo, mail_from, hostname)
+        if isinstance(result, Hop):
+            return Screened(content, b"", (result,))
         detail = {"by": hostname, "as_receiver_of": "held mail", **result.hop_detail()}
         hop = Hop("authenticated", result.summary(), detail)
         return Screened(content, result.header, (hop,))
@@ -176,22 +170,30 @@ class Authenticity:
             }
             hops.append(Hop("forwarded", "body altered", detail))
         content = strip_own_results(content, hostname)
+        result = await self._check(content, client, helo, mail_from, hostname)
+        if isinstance(result, Hop):
+            return Screened(content, b"", (*hops, result))
+        hops.append(Hop("authenticated", result.summary(), {"by": hostname, **result.hop_detail()}))
+        return self._apply_policy(result, content, hops)
+
+    async def _check(
+        self, content: bytes, client: str, helo: str, mail_from: str, authserv_id: str
+    ) -> CheckResult | Hop:
+        """The checks in a worker thread; a hop saying why when they could not run."""
         try:
-            result = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 check_message,
                 content,
                 client=client,
                 helo=helo,
                 mail_from=mail_from,
-                authserv_id=hostname,
+                authserv_id=authserv_id,
                 lookup=self.lookup(),
             )
         except Exception as exc:  # a library choking on odd input must not lose the mail
-            log.exception("%s: authentication checks failed", hostname)
-            detail = {"by": hostname, "reason": f"checks could not run: {exc}"}
-            return Screened(content, b"", (*hops, Hop("authenticated", "error", detail)))
-        hops.append(Hop("authenticated", result.summary(), {"by": hostname, **result.hop_detail()}))
-        return self._apply_policy(result, content, hops)
+            log.exception("%s: authentication checks failed", authserv_id)
+            detail = {"by": authserv_id, "reason": f"checks could not run: {exc}"}
+            return Hop("authenticated", "error", detail)
 
     def _apply_policy(self, result: CheckResult, content: bytes, hops: list[Hop]) -> Screened:
         """RFC 7489 §6.7: the receiver acts on the domain's disposition."""
