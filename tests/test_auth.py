@@ -17,6 +17,8 @@ from email.message import EmailMessage
 from importlib import resources
 from pathlib import Path
 
+import authres
+import authres.dmarc
 import dkim
 import dns.message
 import dns.query
@@ -24,9 +26,11 @@ import dns.resolver
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sandbox.auth.settings import AppKey, DomainAuth
-from sandbox.auth.verdicts import read_verdicts
+from sandbox.auth.verdicts import read_verdicts, render
 from sandbox.config import Config, ConfigError, load_config, to_toml
 from sandbox.domain_config import DnsRecord, RealDomain
 from sandbox.testing import Message, Sandbox
@@ -511,3 +515,31 @@ def test_a_domains_own_records_replace_the_generated_spf_and_dmarc() -> None:
         ]
         assert _stub_txt(box, "_dmarc.alpha.test") == [b"v=DMARC1; p=reject"]
         assert _stub_txt(box, "sandbox._domainkey.alpha.test")  # the keys stay
+
+
+RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror")
+
+
+@given(
+    spf=st.sampled_from(RESULTS),
+    dkim_result=st.sampled_from(RESULTS),
+    dmarc=st.sampled_from(("pass", "fail", "none", "temperror", "permerror")),
+    reason=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+)
+def test_the_header_written_reads_back_the_same(
+    spf: str, dkim_result: str, dmarc: str, reason: str
+) -> None:
+    clauses = [
+        authres.SPFAuthenticationResult(result=spf, smtp_mailfrom="alpha.test"),
+        authres.DKIMAuthenticationResult(
+            result=dkim_result, reason=reason or None, header_d="alpha.test", header_s="s"
+        ),
+        authres.dmarc.DMARCAuthenticationResult(result=dmarc, header_from="alpha.test"),
+    ]
+    raw = render("mx.beta.test", clauses) + b"Subject: x\r\n\r\nbody\r\n"
+    verdicts = read_verdicts(raw)
+    assert verdicts is not None
+    assert (verdicts.spf, verdicts.dkim, verdicts.dmarc) == (spf, dkim_result, dmarc)
+    written = " ".join(reason.replace("\\", "/").replace('"', "'").split())
+    if written:
+        assert verdicts.reasons["dkim"] == written

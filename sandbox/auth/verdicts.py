@@ -103,8 +103,21 @@ def verdict_lines(raw: bytes) -> list[str]:
     return [heading, *("  " + line for line in verdicts.lines()), ""]
 
 
+class _Quoted(authres.core.QuotableValue):  # type: ignore[misc]
+    """A reason always written as a quoted-string: authres leaves any value holding "@"
+    bare (right for user@domain, wrong for "not authorized: a@b"), which no parser reads."""
+
+    def quote_if_needed(self) -> str:
+        return f'"{self}"'
+
+
 def render(authserv_id: str, clauses: list[authres.core.AuthenticationResult]) -> bytes:
     """The header line, folded at each clause (RFC 5322 §2.2.3), CRLF-terminated."""
+    for clause in clauses:
+        if clause.reason:
+            # Quotes and backslashes become ' and /: authres reads quoted-pairs back as-is.
+            text = str(clause.reason).replace("\\", "/").replace('"', "'")
+            clause.reason = _Quoted(" ".join(text.split()))
     header = _FEATURES.header(authserv_id=authserv_id, results=clauses)
     parts = [authserv_id, *(str(clause) for clause in header.results)]
     if not header.results:
