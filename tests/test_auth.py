@@ -543,3 +543,23 @@ def test_the_header_written_reads_back_the_same(
     written = " ".join(reason.replace("\\", "/").replace('"', "'").split())
     if written:
         assert verdicts.reasons["dkim"] == written
+
+
+def test_a_sender_outside_every_zone_gets_none_and_a_hint(fresh: Sandbox) -> None:
+    _submit(fresh, "noreply@myapp.example", "bob@beta.test",
+            _message("noreply@myapp.example", "bob@beta.test", "outside"))  # fmt: skip
+    message = fresh.wait_for(to="bob@beta.test", subject="outside")
+    assert message.auth is not None
+    assert (message.auth.spf, message.auth.dkim, message.auth.dmarc) == ("none", "none", "none")
+    assert '[real_domains."myapp.example"]' in _auth(message)["dmarc"]["reason"]
+
+
+def test_a_servfail_from_the_senders_zone_is_temperror(fresh: Sandbox) -> None:
+    fresh.chaos("alpha.test").dns("servfail")
+    host, port = fresh.mx_addresses["beta.test"]
+    with smtplib.SMTP(host, port, timeout=10) as client:
+        client.sendmail("app@alpha.test", ["bob@beta.test"],
+                        _message("app@alpha.test", "bob@beta.test", "servfail"))  # fmt: skip
+    [message] = fresh.messages(to="bob@beta.test", subject="servfail")
+    assert message.auth is not None
+    assert (message.auth.spf, message.auth.dmarc) == ("temperror", "temperror")

@@ -14,7 +14,7 @@ import dkim
 from dkim.util import InvalidTagValueList, parse_tag_value
 
 from sandbox.auth.keys import DomainKeys
-from sandbox.auth.lookup import LookupTimeout, StubLookup
+from sandbox.auth.lookup import LookupTimeout, StubLookup, outside_hint
 
 # RFC 6376 §5.4.1: the header fields a signature should cover when present.
 SIGNED_HEADERS = [
@@ -120,6 +120,8 @@ def _verify_one(raw: bytes, index: int, tags: dict[str, str], lookup: StubLookup
         return DkimVerdict(
             "temperror", domain, selector, algorithm, f"no answer for the key {key_name}"
         )
+    if looked is not None and looked.outcome == "refused":
+        return DkimVerdict("permerror", domain, selector, algorithm, outside_hint(domain))
     if looked is not None and not looked.values:
         return DkimVerdict(
             "permerror", domain, selector, algorithm, f"no key published at {key_name}"

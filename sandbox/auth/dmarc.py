@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import dmarc as dmarclib
 
 from sandbox.auth.dkim import DkimVerdict
-from sandbox.auth.lookup import LookupTimeout, StubLookup
+from sandbox.auth.lookup import LookupTimeout, StubLookup, outside_hint
 from sandbox.auth.spf import SpfVerdict
 
 
@@ -42,7 +42,13 @@ def check_dmarc(
     except LookupTimeout as exc:
         return DmarcVerdict("temperror", domain, "none", "none", None, str(exc))
     if record is None:
-        return DmarcVerdict("none", domain, "none", "none", None, f"no DMARC record for {domain}")
+        looked = lookup.last(f"_dmarc.{domain}")
+        reason = (
+            outside_hint(domain)
+            if looked is not None and looked.outcome == "refused"
+            else f"no DMARC record for {domain}"
+        )
+        return DmarcVerdict("none", domain, "none", "none", None, reason)
     try:
         policy = dmarclib.DMARC().parse_record(record, domain, org_domain=org)
     except dmarclib.Error as exc:

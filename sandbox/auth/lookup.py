@@ -29,7 +29,7 @@ class Looked:
 
     name: str
     rdtype: str
-    outcome: str  # "answer", "nxdomain", "nodata", "timeout"
+    outcome: str  # "answer", "nxdomain", "nodata", "refused" (outside the zones), "timeout"
     values: tuple[str, ...] = ()
 
 
@@ -66,7 +66,15 @@ class StubLookup:
         except dns.resolver.NXDOMAIN:
             self.log.append(Looked(text, rdtype, "nxdomain"))
             return []
-        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        except dns.resolver.NoNameservers as exc:
+            if _all_refused(exc):
+                # Outside every zone the stub serves: it knows no records there, which is
+                # "none", not a temporary error.
+                self.log.append(Looked(text, rdtype, "refused"))
+                return []
+            self.log.append(Looked(text, rdtype, "timeout"))
+            raise LookupTimeout(f"the DNS stub failed to answer {text} {rdtype}") from exc
+        except dns.exception.Timeout as exc:
             self.log.append(Looked(text, rdtype, "timeout"))
             raise LookupTimeout(f"no answer from the DNS stub for {text} {rdtype}") from exc
         except dns.exception.DNSException:
@@ -88,6 +96,19 @@ class StubLookup:
             if looked.name.lower() == wanted.lower() and looked.rdtype == rdtype:
                 return looked
         return None
+
+
+def outside_hint(domain: str) -> str:
+    """What to do when the stub serves no zone for a sending domain."""
+    return (
+        f"the sandbox's DNS has no zone for {domain}; to check its real records, add them"
+        f' under [real_domains."{domain}"] in the configuration'
+    )
+
+
+def _all_refused(exc: dns.resolver.NoNameservers) -> bool:
+    errors = exc.kwargs.get("errors") or []
+    return bool(errors) and all(len(e) > 3 and e[3] == "REFUSED" for e in errors)
 
 
 def _text(rdata: dns.rdata.Rdata) -> str:

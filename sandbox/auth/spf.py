@@ -14,7 +14,7 @@ from typing import Any
 
 import spf
 
-from sandbox.auth.lookup import LookupTimeout, StubLookup
+from sandbox.auth.lookup import LookupTimeout, StubLookup, outside_hint
 
 _current: contextvars.ContextVar[StubLookup] = contextvars.ContextVar("sandbox_spf_lookup")
 
@@ -75,6 +75,9 @@ def check_spf(lookup: StubLookup, client: str, mail_from: str, helo: str) -> Spf
         _current.reset(token)
     record = _spf_record(lookup, domain)
     reason = explanation or result
+    looked = lookup.last(domain)
+    if result == "none" and looked is not None and looked.outcome == "refused":
+        reason = outside_hint(domain)
     return SpfVerdict(str(result), domain, client, record, str(reason), scope)
 
 
