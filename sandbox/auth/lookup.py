@@ -42,6 +42,8 @@ class StubLookup:
     timeout: float = DEFAULT_TIMEOUT
     # Shared between checks, as a receiver's resolver caches by TTL; None: ask every time.
     cache: dns.resolver.Cache | None = None
+    # Names the stub refused (outside its zones), shared like ``cache``: that never changes.
+    outside: set[tuple[str, str]] = field(default_factory=set)
     log: list[Looked] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -61,6 +63,9 @@ class StubLookup:
     def records(self, name: str, rdtype: str) -> list[dns.rdata.Rdata]:
         """The rdatas at ``name``; [] when there are none; ``LookupTimeout`` when unsure."""
         text = name if name.endswith(".") else name + "."
+        if (text.lower(), rdtype) in self.outside:
+            self.log.append(Looked(text, rdtype, "refused"))
+            return []
         try:
             answer = self._resolver.resolve(text, rdtype, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
@@ -71,6 +76,7 @@ class StubLookup:
                 # Outside every zone the stub serves: it knows no records there, which is
                 # "none", not a temporary error.
                 self.log.append(Looked(text, rdtype, "refused"))
+                self.outside.add((text.lower(), rdtype))
                 return []
             self.log.append(Looked(text, rdtype, "timeout"))
             raise LookupTimeout(f"the DNS stub failed to answer {text} {rdtype}") from exc

@@ -73,14 +73,16 @@ class Authenticity:
         self._domains = {d.name: d for d in config.domains}
         self._real = {d.name for d in config.real_domains}
         self._cache = dns.resolver.Cache()
+        self._outside: set[tuple[str, str]] = set()
 
     def forget_dns(self) -> None:
         """Drop cached answers (a chaos change alters what the stub says)."""
         self._cache.flush()
+        self._outside.clear()
 
     def lookup(self) -> StubLookup:
         host, port = self._dns_address()
-        return StubLookup(host, port, self.timeout, self._cache)
+        return StubLookup(host, port, self.timeout, self._cache, self._outside)
 
     def relay_source(self, domain: str) -> str | None:
         """Where the relay connects from for mail to ``domain`` ("auth-spf-outside")."""
