@@ -117,6 +117,11 @@ class ImapsConfig:
 
 
 @dataclass(frozen=True)
+class DkimConfig:
+    key_dir: str = ""  # the folder of the DKIM key pairs; empty: "dkim" beside the data file
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     # As production servers do: no AUTH/LOGIN/USER before STARTTLS/STLS (or implicit TLS).
     require_before_auth: bool = False
@@ -169,6 +174,7 @@ class Config:
     imap: ImapConfig = field(default_factory=ImapConfig)
     imaps: ImapsConfig = field(default_factory=ImapsConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     logins: LoginsConfig = field(default_factory=LoginsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
@@ -217,6 +223,7 @@ SECTIONS: dict[str, type] = {
     "imap": ImapConfig,
     "imaps": ImapsConfig,
     "dns": DnsConfig,
+    "dkim": DkimConfig,
     "tls": TlsConfig,
     "logins": LoginsConfig,
     "relay": RelayConfig,

@@ -117,7 +117,10 @@ class Runtime:
             )
             server_tls = self.tls.server_context()
             self.keys = await asyncio.to_thread(
-                KeyRing.for_data, config.data, [d.name for d in config.domains]
+                KeyRing.for_data,
+                config.data,
+                [d.name for d in config.domains],
+                config.dkim.key_dir,
             )
             self.auth = Authenticity(
                 config,

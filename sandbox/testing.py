@@ -20,6 +20,8 @@ that mailbox, never the sender's Sent copy.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import shutil
 import tempfile
 import threading
@@ -568,6 +570,23 @@ class _Running:
         return domain
 
 
+@functools.cache
+def _shared_key_dir() -> Path:
+    """One folder of DKIM keys for every throw-away sandbox of this process: an RSA 2048
+    key takes a good part of a second to make, three of them would dwarf a start-up."""
+    folder = Path(tempfile.mkdtemp(prefix="mail-sandbox-test-dkim-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _test_keys(config: Config, tempdir: Path | None) -> Config:
+    """A throw-away sandbox (its own temporary folder, or ``:memory:``) takes the
+    process's shared keys; one on a data file of yours keeps its keys beside it."""
+    if (tempdir is None and config.data != MEMORY) or config.dkim.key_dir:
+        return config
+    return replace(config, dkim=replace(config.dkim, key_dir=str(_shared_key_dir())))
+
+
 def _temporary_data(data: str | Path | None) -> tuple[str, Path | None]:
     """The store: a file in a new temporary folder unless ``data`` says otherwise."""
     if data is not None:
@@ -595,7 +614,9 @@ class Sandbox(_Running):
         data: str | Path | None = None,
     ) -> None:
         self._data, self._tempdir = _temporary_data(data)
-        self._config = sandbox_config(domains, config=config, data=self._data)
+        self._config = _test_keys(
+            sandbox_config(domains, config=config, data=self._data), self._tempdir
+        )
         self._endpoints = None
         self._ca_path = None
         self._runtime: Runtime | None = None
@@ -753,7 +774,9 @@ class AsyncSandbox(_Running):
         data: str | Path | None = None,
     ) -> None:
         self._data, self._tempdir = _temporary_data(data)
-        self._config = sandbox_config(domains, config=config, data=self._data)
+        self._config = _test_keys(
+            sandbox_config(domains, config=config, data=self._data), self._tempdir
+        )
         self._endpoints = None
         self._ca_path = None
         self._runtime: Runtime | None = None

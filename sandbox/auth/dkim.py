@@ -56,7 +56,7 @@ def sign(raw: bytes, keys: DomainKeys, selector: str, ed25519_selector: str) -> 
         raw,
         ed25519_selector.encode(),
         keys.domain.encode(),
-        keys.ed25519_seed(),
+        keys.ed25519_seed,
         include_headers=headers,
         canonicalize=(b"relaxed", b"relaxed"),
         signature_algorithm=b"ed25519-sha256",

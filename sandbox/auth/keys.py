@@ -31,51 +31,65 @@ class DkimKeyError(RuntimeError):
 
 @dataclass(frozen=True)
 class DomainKeys:
-    """One domain's two signing keys, as PEM, and their DNS records."""
+    """One domain's two signing keys and their DNS records, worked out once at load."""
 
     domain: str
     rsa_pem: bytes
-    ed25519_pem: bytes
+    ed25519_seed: bytes  # base64 of the 32-byte private seed: what dkimpy signs with
+    rsa_record: str
+    ed25519_record: str
 
-    def rsa_record(self) -> str:
-        key = serialization.load_pem_private_key(self.rsa_pem, password=None)
-        der = key.public_key().public_bytes(
+    @classmethod
+    def from_pem(cls, domain: str, rsa_pem: bytes, ed25519_pem: bytes) -> DomainKeys:
+        # Our own files: skip OpenSSL's RSA consistency check, which costs ~0.1 s a key.
+        rsa_key = serialization.load_pem_private_key(
+            rsa_pem, password=None, unsafe_skip_rsa_key_validation=True
+        )
+        ed_key = serialization.load_pem_private_key(ed25519_pem, password=None)
+        if not isinstance(rsa_key, rsa.RSAPrivateKey) or not isinstance(
+            ed_key, ed25519.Ed25519PrivateKey
+        ):
+            raise ValueError("not an RSA and an Ed25519 key")
+        der = rsa_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
-
-    def ed25519_record(self) -> str:
-        key = serialization.load_pem_private_key(self.ed25519_pem, password=None)
-        raw = key.public_key().public_bytes(
+        raw_public = ed_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
-        return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
-
-    def ed25519_seed(self) -> bytes:
-        """dkimpy signs Ed25519 with the base64 of the 32-byte private seed (RFC 8463 §3)."""
-        key = serialization.load_pem_private_key(self.ed25519_pem, password=None)
-        raw = key.private_bytes(
+        seed = ed_key.private_bytes(
             serialization.Encoding.Raw,
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        return base64.b64encode(raw)
+        return cls(
+            domain,
+            rsa_pem,
+            base64.b64encode(seed),
+            f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}",
+            f"v=DKIM1; k=ed25519; p={base64.b64encode(raw_public).decode()}",
+        )
 
 
 class KeyRing:
     """Every fake domain's keys, loaded or made once at start."""
 
     def __init__(self, directory: Path | None, domains: Iterable[str]) -> None:
+        """Keys in ``directory`` (made there when missing), or in a temporary folder."""
         self._owned: Path | None = None
         if directory is None:
             directory = Path(tempfile.mkdtemp(prefix="mail-sandbox-dkim-"))
             self._owned = directory
-        self.directory = directory / KEY_FOLDER
+        self.directory = directory
         self._keys = {domain: self._ensure(domain) for domain in domains}
 
     @classmethod
-    def for_data(cls, data: str, domains: Iterable[str]) -> KeyRing:
-        return cls(tls_directory(data), domains)
+    def for_data(cls, data: str, domains: Iterable[str], key_dir: str = "") -> KeyRing:
+        """``key_dir``, or the ``dkim`` folder beside the data file (temporary for
+        ``:memory:``)."""
+        if key_dir:
+            return cls(Path(key_dir).expanduser(), domains)
+        beside = tls_directory(data)
+        return cls(beside / KEY_FOLDER if beside is not None else None, domains)
 
     def get(self, domain: str) -> DomainKeys | None:
         return self._keys.get(domain.lower())
@@ -98,24 +112,22 @@ class KeyRing:
                 f"cannot write the DKIM keys in {self.directory}: {exc.strerror or exc};"
                 " check the folder's permissions or pass another --data"
             ) from None
-        return DomainKeys(domain, rsa_pem, ed_pem)
+        try:
+            return DomainKeys.from_pem(domain, rsa_pem, ed_pem)
+        except (ValueError, TypeError):
+            raise DkimKeyError(
+                f"{rsa_path} or {ed_path.name} is damaged; delete both and start again to"
+                " make new keys (the domain's DKIM records change with them)"
+            ) from None
 
 
 def _load_or_make(path: Path, make: Callable[[], bytes]) -> bytes:
     try:
-        pem = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         pem = make()
         _write(path, pem, 0o600)
         return pem
-    try:
-        serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError):
-        raise DkimKeyError(
-            f"{path} is damaged; delete it and start again to make a new key (the domain's"
-            " DKIM record changes with it)"
-        ) from None
-    return pem
 
 
 def _pkcs8(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:

@@ -26,9 +26,9 @@ def auth_records(
     taken = {_relative(r.name, domain) for r in own if r.rdtype.upper() == "TXT"}
     records = []
     if keys is not None:
-        records.append(ExtraRecord(f"{auth.selector}._domainkey", "TXT", keys.rsa_record()))
+        records.append(ExtraRecord(f"{auth.selector}._domainkey", "TXT", keys.rsa_record))
         records.append(
-            ExtraRecord(f"{auth.ed25519_selector}._domainkey", "TXT", keys.ed25519_record())
+            ExtraRecord(f"{auth.ed25519_selector}._domainkey", "TXT", keys.ed25519_record)
         )
     for key in auth.keys:
         records.append(ExtraRecord(f"{key.selector}._domainkey", "TXT", key.record()))
