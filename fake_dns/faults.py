@@ -18,10 +18,16 @@ class DnsFault:
     client's timeout is what gets tested), ``"nxdomain"`` answers NXDOMAIN for every name.
     ``delay_ms`` holds the answer back that long (scheduled, never blocking the server).
     Both may be combined; the default instance is "no fault".
+
+    ``rdtype`` limits the fault to queries of one type ("TXT": only the SPF, DKIM and
+    DMARC lookups break); ``label`` to names holding that label ("_domainkey": only the
+    DKIM keys go missing). Empty means every query of the domain.
     """
 
     mode: FaultMode | None = None
     delay_ms: int = 0
+    rdtype: str = ""
+    label: str = ""
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in FAULT_MODES:
@@ -41,7 +47,20 @@ class DnsFault:
             parts.append(self.mode)
         if self.delay_ms:
             parts.append(f"delay {self.delay_ms}ms")
-        return "+".join(parts) or None
+        text = "+".join(parts)
+        if text and (self.rdtype or self.label):
+            scope = " ".join(part for part in (self.rdtype.upper(), self.label) if part)
+            text += f" ({scope} only)"
+        return text or None
+
+    def applies(self, qname: str, qtype: str) -> bool:
+        """Whether this fault strikes a query (name in text, type as "TXT")."""
+        if self.rdtype and qtype.upper() != self.rdtype.upper():
+            return False
+        if self.label:
+            labels = qname.lower().rstrip(".").split(".")
+            return self.label.lower() in labels
+        return True
 
 
 #: "No fault": the default of ``DomainSpec.fault``.

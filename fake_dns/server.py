@@ -303,6 +303,8 @@ class DnsServer:
 
         answer = self.zones.lookup(question.name, question.rdtype)
         fault = self._faults.get(answer.zone) if answer.zone is not None else None
+        if fault is not None and not fault.applies(qname, qtype):
+            fault = None
         fault_text: str | None = None
         delay = 0.0
         if fault is not None:

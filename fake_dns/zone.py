@@ -79,6 +79,10 @@ class DomainSpec:
     ``mx``: ``None`` publishes one MX ``mx.<name>`` preference 10 at ``address``; ``()``
     publishes none (senders fall back to the apex A, RFC 5321 §5.1); a tuple publishes those
     hosts. ``null_mx`` publishes the RFC 7505 "0 ." MX (the domain accepts no mail).
+    ``spf_terms`` go into the generated SPF record before its ``-all``; ``spf=False``
+    publishes none (for a domain whose own SPF record is among ``extra``).
+    ``records_only`` publishes ``extra`` and nothing generated (a copy of a real domain's
+    records; ``address`` is then unused).
     """
 
     name: str
@@ -89,6 +93,9 @@ class DomainSpec:
     aaaa: tuple[str, ...] = ()
     extra: tuple[ExtraRecord, ...] = ()
     fault: DnsFault = NO_FAULT
+    spf: bool = True
+    spf_terms: tuple[str, ...] = ()
+    records_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -429,6 +436,10 @@ def _add_domain(
     builder: _Builder, spec: DomainSpec, origin: dns.name.Name, common_mx_port: int, ttl: int
 ) -> list[tuple[str, dns.name.Name]]:
     """Add one domain's records; return (address, PTR target) pairs for the reverse zones."""
+    if spec.records_only:
+        for record in spec.extra:
+            _add_extra(builder, origin, record)
+        return []
     if not 0 < spec.mx_port < 65536:
         raise ValueError(f"{spec.name}: mx_port {spec.mx_port} out of range")
     main = _address(spec.address)
@@ -465,7 +476,9 @@ def _add_domain(
 
     # SPF (RFC 7208): the domain's own addresses may send; a null-MX domain sends nothing.
     mechanisms = [] if spec.null_mx else [f"ip{ipaddress.ip_address(a).version}:{a}" for a in own]
-    builder.add(origin, _txt(" ".join(["v=spf1", *mechanisms, "-all"])), ttl)
+    if spec.spf:
+        spf_text = " ".join(["v=spf1", *mechanisms, *spec.spf_terms, "-all"])
+        builder.add(origin, _txt(spf_text), ttl)
 
     # Mail targets: the MX hosts, or the apex itself when there is no MX (implicit MX).
     targets = [host for host, _ in sorted(hosts, key=lambda pair: pair[1])]

@@ -17,6 +17,15 @@ from typing import Any
 DNS_FAULT_MODES = ("servfail", "timeout", "nxdomain")
 MX_MODES = ("reject", "tempfail", "greylist", "delay", "disconnect", "ratelimit")
 STAGES = ("connect", "ehlo", "mail", "rcpt", "data")
+# Authentication faults (sandbox.auth). The first two break mail *to* the domain on its
+# way in; the last two break the domain's own DNS, so mail *from* it fails the checks.
+AUTH_MODES = ("auth-forwarder", "auth-spf-outside", "auth-txt-timeout", "auth-no-key")
+AUTH_DESCRIPTIONS = {
+    "auth-forwarder": "a forwarder alters the body of mail to it (DKIM body hash fails)",
+    "auth-spf-outside": "mail to it is relayed from an address outside the sender's SPF",
+    "auth-txt-timeout": "its TXT lookups time out (SPF, DKIM, DMARC: temperror)",
+    "auth-no-key": "its DKIM keys are missing from DNS (dkim=permerror)",
+}
 DEFAULT_CODES = {"reject": 550, "tempfail": 451}
 
 
@@ -76,22 +85,28 @@ class MxFault:
 class DomainChaos:
     mx: MxFault | None = None
     dns: DnsFaultSetting | None = None
+    auth: str | None = None  # one of AUTH_MODES
+
+    def __post_init__(self) -> None:
+        if self.auth is not None and self.auth not in AUTH_MODES:
+            raise ChaosError(f"unknown mode {self.auth!r}; use one of {', '.join(AUTH_MODES)}")
 
     @property
     def active(self) -> bool:
-        return self.mx is not None or self.dns is not None
+        return self.mx is not None or self.dns is not None or self.auth is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "mx": asdict(self.mx) if self.mx else None,
             "dns": asdict(self.dns) if self.dns else None,
+            "auth": self.auth,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DomainChaos:
         mx = MxFault(**data["mx"]) if data.get("mx") else None
         dns = DnsFaultSetting(**data["dns"]) if data.get("dns") else None
-        return cls(mx, dns)
+        return cls(mx, dns, data.get("auth"))
 
     def describe(self) -> str:
         parts = []
@@ -103,6 +118,8 @@ class DomainChaos:
             if dns.delay_ms:
                 text = (text + " + " if text else "") + f"delay {dns.delay_ms} ms"
             parts.append("DNS: " + text)
+        if self.auth:
+            parts.append("auth: " + AUTH_DESCRIPTIONS[self.auth])
         return "; ".join(parts) or "off"
 
 
@@ -144,6 +161,11 @@ class ChaosBoard:
     def mx(self, domain: str) -> MxFault | None:
         chaos = self._settings.get(domain)
         return chaos.mx if chaos else None
+
+    def auth(self, domain: str) -> str | None:
+        """The authentication fault of a domain (``AUTH_MODES``), if any."""
+        chaos = self._settings.get(domain)
+        return chaos.auth if chaos else None
 
     def strikes(self, fault: MxFault) -> bool:
         return fault.probability >= 1.0 or random.random() < fault.probability

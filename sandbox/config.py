@@ -19,7 +19,14 @@ from typing import Any, NoReturn
 
 import platformdirs
 
-from sandbox.domain_config import DomainConfig, domain_toml, parse_domain
+from sandbox.domain_config import (
+    DomainConfig,
+    RealDomain,
+    domain_toml,
+    parse_domain,
+    parse_real_domain,
+    real_domain_toml,
+)
 
 MEMORY = ":memory:"
 DEFAULT_DOMAINS = ("alpha.test", "beta.test", "gamma.test")
@@ -69,6 +76,7 @@ class MxConfig:
 @dataclass(frozen=True)
 class DnsConfig:
     port: int = 1053
+    auth_timeout: float = 2.0  # seconds for each SPF/DKIM/DMARC lookup; then temperror
     max_tcp_message: int = 65535  # RFC 7766: a longer TCP query closes the connection
     max_tcp_connections: int = 256
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3: close silent TCP connections
@@ -113,6 +121,11 @@ class ImapConfig:
 @dataclass(frozen=True)
 class ImapsConfig:
     port: int = 1993
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    key_dir: str = ""  # the folder of the DKIM key pairs; empty: "dkim" beside the data file
 
 
 @dataclass(frozen=True)
@@ -168,11 +181,14 @@ class Config:
     imap: ImapConfig = field(default_factory=ImapConfig)
     imaps: ImapsConfig = field(default_factory=ImapsConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     logins: LoginsConfig = field(default_factory=LoginsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: tuple[Account, ...] = ()
+    # Real domains whose records the stub serves, so held mail from them is checked.
+    real_domains: tuple[RealDomain, ...] = ()
 
     @property
     def require_tls_for_auth(self) -> bool:
@@ -214,6 +230,7 @@ SECTIONS: dict[str, type] = {
     "imap": ImapConfig,
     "imaps": ImapsConfig,
     "dns": DnsConfig,
+    "dkim": DkimConfig,
     "tls": TlsConfig,
     "logins": LoginsConfig,
     "relay": RelayConfig,
@@ -253,8 +270,9 @@ def load_config(
     values: dict[str, Any] = {}
     domains: tuple[DomainConfig, ...] | None = None
     accounts: tuple[Account, ...] = ()
+    real: tuple[RealDomain, ...] = ()
     if path:
-        file_values, domains, accounts = _read_toml(path)
+        file_values, domains, accounts, real = _read_toml(path)
         values.update(file_values)
     for var, key in ENV_KEYS.items():
         if var in env:
@@ -269,13 +287,14 @@ def load_config(
             domains = _domains_from_list("command line", "--domain", list(value))
         else:
             values[key] = _coerce("command line", key, value)
-    return _build(values, domains, accounts)
+    return _build(values, domains, accounts, real)
 
 
 def _build(
     values: Mapping[str, Any],
     domains: tuple[DomainConfig, ...] | None,
     accounts: tuple[Account, ...],
+    real_domains: tuple[RealDomain, ...] = (),
 ) -> Config:
     sections: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
@@ -288,6 +307,7 @@ def _build(
         allow_open=top.get("allow_open", False),
         domains=domains if domains is not None else default_domains(),
         accounts=accounts,
+        real_domains=real_domains,
         **{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()},
     )
     if config.data != MEMORY:
@@ -387,7 +407,9 @@ def _domains_from_list(source: str, key: str, names: list[Any]) -> tuple[DomainC
 
 def _read_toml(
     path: str,
-) -> tuple[dict[str, Any], tuple[DomainConfig, ...] | None, tuple[Account, ...]]:
+) -> tuple[
+    dict[str, Any], tuple[DomainConfig, ...] | None, tuple[Account, ...], tuple[RealDomain, ...]
+]:
     source = str(path)
     try:
         with open(path, "rb") as fh:
@@ -402,9 +424,12 @@ def _read_toml(
     values: dict[str, Any] = {}
     domains: tuple[DomainConfig, ...] | None = None
     accounts: tuple[Account, ...] = ()
+    real: tuple[RealDomain, ...] = ()
     for name, value in document.items():
         if name == "domains":
             domains = _domains_from_toml(source, value)
+        elif name == "real_domains":
+            real = _real_domains_from_toml(source, value)
         elif name == "accounts":
             accounts = _accounts_from_toml(source, value)
         elif isinstance(value, dict):
@@ -413,7 +438,21 @@ def _read_toml(
                 values[key] = _coerce(source, key, subvalue)
         else:
             values[name] = _coerce(source, name, value)
-    return values, domains, accounts
+    return values, domains, accounts, real
+
+
+def _real_domains_from_toml(source: str, value: Any) -> tuple[RealDomain, ...]:
+    """``[real_domains."shop.example"] records = [...]``: held mail's sender records."""
+
+    def fail(key: str, problem: str) -> NoReturn:
+        raise ConfigError(source, key, problem)
+
+    if not isinstance(value, dict):
+        fail("real_domains", 'expected a table per domain: [real_domains."shop.example"]')
+    return tuple(
+        parse_real_domain(_check_domain(source, "real_domains", name), settings, fail)
+        for name, settings in value.items()
+    )
 
 
 def _domains_from_toml(source: str, value: Any) -> tuple[DomainConfig, ...]:
@@ -466,6 +505,8 @@ def to_toml(config: Config) -> str:
         lines += [f"{f.name} = {_toml_value(getattr(obj, f.name))}" for f in fields(obj)]
     for domain in config.domains:
         lines += ["", *domain_toml(domain, _toml_value)]
+    for real in config.real_domains:
+        lines += ["", *real_domain_toml(real, _toml_value)]
     if config.accounts:
         lines += ["", "[accounts]"]
         lines += [f"{_toml_value(a.address)} = {_toml_value(a.password)}" for a in config.accounts]

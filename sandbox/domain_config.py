@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NoReturn
 
+from sandbox.auth.settings import DomainAuth, auth_table, parse_auth
 from sandbox.chaos import DNS_FAULT_MODES, MX_MODES, ChaosError, DnsFaultSetting, MxFault
 
 RECORD_TYPES = ("A", "AAAA", "MX", "TXT", "CNAME", "SRV", "PTR", "NS")
@@ -55,6 +56,7 @@ class DomainConfig:
     records: tuple[DnsRecord, ...] = ()
     dns_fault: DnsFaultSetting = field(default_factory=DnsFaultSetting)
     chaos: MxFault | None = None  # how its MX server misbehaves from the start
+    auth: DomainAuth = field(default_factory=DomainAuth)  # SPF, DKIM, DMARC (sandbox.auth)
 
     @property
     def mx_host(self) -> str:
@@ -62,7 +64,34 @@ class DomainConfig:
         return f"mx.{self.name}"
 
 
-_DOMAIN_KEYS = {"mx_address", "mx", "null_mx", "aaaa", "records", "dns_fault", "chaos"}
+@dataclass(frozen=True)
+class RealDomain:
+    """A real domain (not a sandbox one) whose records the stub serves, so that held mail
+    from it gets SPF, DKIM and DMARC checked offline against the records you paste in."""
+
+    name: str
+    records: tuple[DnsRecord, ...] = ()
+
+
+def parse_real_domain(name: str, settings: Any, fail: Fail) -> RealDomain:
+    key = f"real_domains.{name}"
+    if not isinstance(settings, dict) or set(settings) - {"records"}:
+        fail(key, 'expected { records = [{ name = "@", type = "TXT", value = "v=spf1 …" }] }')
+    records = tuple(
+        _record(item, f"{key}.records[{i}]", fail)
+        for i, item in enumerate(_list(settings.get("records", []), f"{key}.records", fail))
+    )
+    return RealDomain(name, records)
+
+
+def real_domain_toml(domain: RealDomain, render: Callable[[Any], str]) -> list[str]:
+    items = [
+        {"name": r.name, "type": r.type, "value": r.value, "ttl": r.ttl} for r in domain.records
+    ]
+    return [f"[real_domains.{render(domain.name)}]", f"records = {render(items)}"]
+
+
+_DOMAIN_KEYS = {"mx_address", "mx", "null_mx", "aaaa", "records", "dns_fault", "chaos", "auth"}
 
 
 def parse_domain(
@@ -94,7 +123,8 @@ def parse_domain(
     )
     fault = _fault(settings.get("dns_fault", {}), f"{key}.dns_fault", fail)
     chaos = _chaos(settings["chaos"], f"{key}.chaos", fail) if "chaos" in settings else None
-    return DomainConfig(name, address, mx, null_mx, aaaa, records, fault, chaos)
+    auth = parse_auth(settings["auth"], f"{key}.auth", fail) if "auth" in settings else DomainAuth()
+    return DomainConfig(name, address, mx, null_mx, aaaa, records, fault, chaos, auth)
 
 
 def domain_toml(domain: DomainConfig, render: Callable[[Any], str]) -> list[str]:
@@ -123,6 +153,8 @@ def domain_toml(domain: DomainConfig, render: Callable[[Any], str]) -> list[str]
         if domain.dns_fault.mode:
             fault["mode"] = domain.dns_fault.mode
         lines.append(f"dns_fault = {render(fault)}")
+    if not domain.auth.is_default():
+        lines.append(f"auth = {render(auth_table(domain.auth))}")
     return lines
 
 

@@ -26,6 +26,9 @@ import dns.resolver
 from fake_dns import DnsFault, DnsServer, DomainSpec, MxHost, QueryLog, build_zones
 from fake_dns.resolver import make_resolver
 from fake_dns.zone import ExtraRecord
+from sandbox.auth.keys import DomainKeys, KeyRing
+from sandbox.auth.records import auth_records, publishes_own_spf
+from sandbox.auth.service import Authenticity, auth_dns_fault
 from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
@@ -88,6 +91,8 @@ class Runtime:
         self._imap_listeners: list[ImapListener] = []
         self._imap_backend: ImapBackend | None = None
         self.tls: SandboxTLS | None = None
+        self.keys: KeyRing | None = None
+        self.auth: Authenticity | None = None
         self.chaos = ChaosBoard()
         self._chaos_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
@@ -111,9 +116,23 @@ class Runtime:
                 SandboxTLS.for_data, config.data, certificate_names(config)
             )
             server_tls = self.tls.server_context()
+            self.keys = await asyncio.to_thread(
+                KeyRing.for_data,
+                config.data,
+                [d.name for d in config.domains],
+                config.dkim.key_dir,
+            )
+            self.auth = Authenticity(
+                config,
+                self.keys,
+                lambda: self.dns_server.address,
+                self.chaos,
+                timeout=config.dns.auth_timeout,
+            )
             submission = SubmissionHandler(
                 config, self.store, self.bus, config.smtp.hostname, self.reverse_lookup
             )
+            submission.auth = self.auth
             smtp_addr = await self._listen_smtp(
                 submission, config.host, config.smtp.port, "--smtp-port", starttls=server_tls
             )
@@ -131,6 +150,7 @@ class Runtime:
                     self.reverse_lookup,
                     self.chaos,
                 )
+                handler.auth = self.auth
                 mx[domain.name] = await self._listen_mx(handler, domain.mx_address, index)
             dns_addr = await self._start_dns(mx)
             self._relay = Relay(
@@ -141,6 +161,7 @@ class Runtime:
                 {domain: address for domain, (address, _) in mx.items()},
                 self.tls.client_context(),
             )
+            self._relay.source_for = self.auth.relay_source
             await self._relay.start()
             extra.update(await self._start_mailbox_servers(server_tls))
             await self._load_chaos()
@@ -246,7 +267,17 @@ class Runtime:
 
     async def _start_dns(self, mx: dict[str, Address]) -> Address:
         """The zones publish where each MX server really listens (SRV when off port 2525)."""
-        specs = [domain_spec(d, mx[d.name]) for d in self.config.domains]
+        keys = self.keys.get if self.keys is not None else (lambda name: None)
+        specs = [domain_spec(d, mx[d.name], keys(d.name)) for d in self.config.domains]
+        specs += [  # held mail's senders: the records pasted in, nothing generated
+            DomainSpec(
+                r.name,
+                self.config.host,
+                extra=tuple(ExtraRecord(x.name, x.type, x.value, x.ttl) for x in r.records),
+                records_only=True,
+            )
+            for r in self.config.real_domains
+        ]
         try:
             zones = build_zones(
                 specs,
@@ -312,14 +343,20 @@ class Runtime:
             self._resolver.cache.flush()
         if self._relay is not None:
             self._relay.forget_connections()
+        if self.auth is not None:
+            self.auth.forget_dns()
         if self._dns is not None:
-            if chaos.dns is None:
-                self._dns.clear_fault(domain)
-            else:
+            # A DNS fault of its own wins over the one an authentication fault needs.
+            auth_fault = auth_dns_fault(chaos.auth)
+            if chaos.dns is not None:
                 self._dns.set_fault(
                     domain,
                     DnsFault(chaos.dns.mode, chaos.dns.delay_ms),  # type: ignore[arg-type]
                 )
+            elif auth_fault is not None:
+                self._dns.set_fault(domain, auth_fault)
+            else:
+                self._dns.clear_fault(domain)
 
     async def _prune(self) -> None:
         """Retention: keep the store bounded (off unless configured)."""
@@ -393,6 +430,9 @@ class Runtime:
         if self.tls is not None:
             self.tls.close()
             self.tls = None
+        if self.keys is not None:
+            self.keys.close()
+            self.keys = None
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -497,8 +537,11 @@ def _listen_problem(host: str, port: int, exc: OSError, flag: str) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
-def domain_spec(domain: DomainConfig, mx_server: Address) -> DomainSpec:
-    """What the stub publishes for a domain whose MX server listens at ``mx_server``."""
+def domain_spec(
+    domain: DomainConfig, mx_server: Address, keys: DomainKeys | None = None
+) -> DomainSpec:
+    """What the stub publishes for a domain whose MX server listens at ``mx_server``,
+    with its DKIM keys and DMARC policy (``sandbox.auth.records``)."""
     address, port = mx_server
     mx: tuple[MxHost, ...] | None = None
     if domain.mx is not None:
@@ -511,6 +554,7 @@ def domain_spec(domain: DomainConfig, mx_server: Address) -> DomainSpec:
             for record in domain.mx
         )
     fault = domain.dns_fault
+    own = tuple(ExtraRecord(r.name, r.type, r.value, r.ttl) for r in domain.records)
     return DomainSpec(
         name=domain.name,
         address=address,
@@ -518,8 +562,10 @@ def domain_spec(domain: DomainConfig, mx_server: Address) -> DomainSpec:
         mx=mx,
         null_mx=domain.null_mx,
         aaaa=domain.aaaa,
-        extra=tuple(ExtraRecord(r.name, r.type, r.value, r.ttl) for r in domain.records),
+        extra=(*auth_records(domain.name, domain.auth, keys, own), *own),
         fault=DnsFault(fault.mode, fault.delay_ms),  # type: ignore[arg-type]
+        spf=not publishes_own_spf(domain.name, own),
+        spf_terms=domain.auth.spf_extra,
     )
 
 

@@ -20,6 +20,8 @@ that mailbox, never the sender's Sent copy.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import shutil
 import tempfile
 import threading
@@ -31,6 +33,7 @@ from email.message import Message as EmailPart
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from sandbox.auth.verdicts import AuthVerdicts, read_verdicts
 from sandbox.chaos import DnsFaultSetting, DomainChaos, MxFault, dns_fault
 from sandbox.config import MEMORY, Config, load_config
 from sandbox.events import MessageStored
@@ -138,6 +141,8 @@ class Message:
     received_at: float
     headers: Headers = field(repr=False, compare=False)
     journey: tuple[Hop, ...] = field(repr=False, compare=False)
+    # The receiving MX's verdicts (``message.auth.dkim == "pass"``); None when unchecked.
+    auth: AuthVerdicts | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, record: MessageRecord, raw: bytes, journey: tuple[Hop, ...]) -> Message:
@@ -164,6 +169,7 @@ class Message:
             received_at=record.received_at,
             headers=Headers(_header_fields(parsed)),
             journey=journey,
+            auth=read_verdicts(raw),
         )
 
     def email(self) -> EmailMessage:
@@ -408,7 +414,7 @@ class _ChaosControl(Generic[R]):
         self._apply = apply
 
     def _mx(self, fault: MxFault) -> R:
-        return self._apply(lambda current: DomainChaos(fault, current.dns))
+        return self._apply(lambda current: DomainChaos(fault, current.dns, current.auth))
 
     def greylist(self, seconds: float = 1.0, *, probability: float = 1.0) -> R:
         """451 4.7.1 for each new sender/recipient/client triplet for ``seconds``."""
@@ -453,7 +459,13 @@ class _ChaosControl(Generic[R]):
     def dns(self, mode: str, ms: int = 0) -> R:
         """The domain's DNS zone: ``servfail``, ``timeout``, ``nxdomain`` or ``delay`` (ms)."""
         setting: DnsFaultSetting = dns_fault(mode, ms)
-        return self._apply(lambda current: DomainChaos(current.mx, setting))
+        return self._apply(lambda current: DomainChaos(current.mx, setting, current.auth))
+
+    def auth(self, mode: str) -> R:
+        """An authentication fault (``sandbox.chaos.AUTH_MODES``): ``"forwarder"``,
+        ``"spf-outside"`` (mail to the domain), ``"txt-timeout"``, ``"no-key"`` (its DNS)."""
+        name = mode if mode.startswith("auth-") else f"auth-{mode}"
+        return self._apply(lambda current: DomainChaos(current.mx, current.dns, name))
 
     def off(self) -> R:
         """No faults at all for the domain (its MX server and its DNS zone)."""
@@ -558,6 +570,23 @@ class _Running:
         return domain
 
 
+@functools.cache
+def _shared_key_dir() -> Path:
+    """One folder of DKIM keys for every throw-away sandbox of this process: an RSA 2048
+    key takes a good part of a second to make, three of them would dwarf a start-up."""
+    folder = Path(tempfile.mkdtemp(prefix="mail-sandbox-test-dkim-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _test_keys(config: Config, tempdir: Path | None) -> Config:
+    """A throw-away sandbox (its own temporary folder, or ``:memory:``) takes the
+    process's shared keys; one on a data file of yours keeps its keys beside it."""
+    if (tempdir is None and config.data != MEMORY) or config.dkim.key_dir:
+        return config
+    return replace(config, dkim=replace(config.dkim, key_dir=str(_shared_key_dir())))
+
+
 def _temporary_data(data: str | Path | None) -> tuple[str, Path | None]:
     """The store: a file in a new temporary folder unless ``data`` says otherwise."""
     if data is not None:
@@ -585,7 +614,9 @@ class Sandbox(_Running):
         data: str | Path | None = None,
     ) -> None:
         self._data, self._tempdir = _temporary_data(data)
-        self._config = sandbox_config(domains, config=config, data=self._data)
+        self._config = _test_keys(
+            sandbox_config(domains, config=config, data=self._data), self._tempdir
+        )
         self._endpoints = None
         self._ca_path = None
         self._runtime: Runtime | None = None
@@ -743,7 +774,9 @@ class AsyncSandbox(_Running):
         data: str | Path | None = None,
     ) -> None:
         self._data, self._tempdir = _temporary_data(data)
-        self._config = sandbox_config(domains, config=config, data=self._data)
+        self._config = _test_keys(
+            sandbox_config(domains, config=config, data=self._data), self._tempdir
+        )
         self._endpoints = None
         self._ca_path = None
         self._runtime: Runtime | None = None

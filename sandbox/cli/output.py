@@ -6,13 +6,19 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sandbox.auth.verdicts import read_verdicts
 from sandbox.store import Hop, MessageRecord
 
 _COLUMNS = ("ID", "RECEIVED", "MAILBOX", "FOLDER", "FROM", "SUBJECT", "SIZE", "")
 
 
-def json_line(record: MessageRecord, journey: tuple[Hop, ...]) -> str:
-    return json.dumps(record.as_json(journey), ensure_ascii=False)
+def json_line(record: MessageRecord, journey: tuple[Hop, ...], raw: bytes | None = None) -> str:
+    """The message JSON; with ``raw``, ``auth`` holds the receiving MX's verdicts (or null)."""
+    data = record.as_json(journey)
+    if raw is not None:
+        verdicts = read_verdicts(raw)
+        data["auth"] = verdicts.as_json() if verdicts else None
+    return json.dumps(data, ensure_ascii=False)
 
 
 def table(records: list[MessageRecord]) -> str:
@@ -54,7 +60,9 @@ def journey_lines(journey: tuple[Hop, ...]) -> list[str]:
 
 def _short(value: Any) -> str:
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return ",".join(_short(v) for v in value)
+    if isinstance(value, dict) and "result" in value:  # a verdict: its word (sandbox.auth)
+        return str(value["result"])
     return str(value)
 
 

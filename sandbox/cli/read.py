@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from sandbox.auth.verdicts import verdict_lines
 from sandbox.cli.errors import bad_input, failure
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.output import human_size, journey_lines, json_line, table
@@ -62,7 +63,8 @@ def messages(
         records = await store.list_messages(flt)
         if as_json:
             for record in records:
-                click.echo(json_line(record, await store.journey_of(record)))
+                raw = await store.raw(record.message_id) or b""
+                click.echo(json_line(record, await store.journey_of(record), raw))
         elif records:
             click.echo(table(records))
 
@@ -91,7 +93,7 @@ def show(ctx: click.Context, /, message_id: int, raw: bool, as_json: bool, **kwa
             sys.stdout.buffer.write(content)
             sys.stdout.flush()
         elif as_json:
-            click.echo(json_line(record, journey))
+            click.echo(json_line(record, journey, content))
         else:
             click.echo(_describe(record, content, journey))
 
@@ -114,6 +116,7 @@ def _describe(record: MessageRecord, content: bytes, journey: Any) -> str:
         "",
         readable_text(content).rstrip(),
         "",
+        *verdict_lines(content),
         "Journey:",
         *journey_lines(journey),
     ]
@@ -169,13 +172,14 @@ def wait(
                 )
             await asyncio.sleep(POLL_SECONDS)
 
-    async def work_and_journey(store: SqliteStore) -> tuple[MessageRecord, Any]:
+    async def work_and_journey(store: SqliteStore) -> tuple[MessageRecord, Any, bytes]:
         record = await work(store)
-        return record, await store.journey_of(record)
+        raw = await store.raw(record.message_id) or b""
+        return record, await store.journey_of(record), raw
 
-    record, journey = run_with_store(config, work_and_journey)
+    record, journey, raw = run_with_store(config, work_and_journey)
     if as_json:
-        click.echo(json_line(record, journey))
+        click.echo(json_line(record, journey, raw))
     else:
         click.echo(table([record]))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from sandbox.chaos import MX_MODES, STAGES, ChaosError, DomainChaos, MxFault, dns_fault
+from sandbox.chaos import AUTH_MODES, MX_MODES, STAGES, ChaosError, DomainChaos, MxFault, dns_fault
 from sandbox.cli.errors import bad_input
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.read import run_with_store
@@ -125,7 +125,10 @@ def chaos(
     """Make a domain's MX server or DNS misbehave; `chaos DOMAIN off` ends it.
 
     MODE is one of reject, tempfail, greylist, delay, disconnect, ratelimit (the MX
-    server) or dns-servfail, dns-timeout, dns-nxdomain, dns-delay (its DNS zone).
+    server), dns-servfail, dns-timeout, dns-nxdomain, dns-delay (its DNS zone), or
+    auth-forwarder, auth-spf-outside (mail to the domain arrives altered / from outside
+    the sender's SPF), auth-txt-timeout, auth-no-key (the domain's own TXT lookups time
+    out / its DKIM keys are gone).
     With no arguments, lists the faults in force.
     """
     config = build_config(ctx, pop_common(kwargs))
@@ -171,13 +174,15 @@ def _updated(
         if mode == "off":
             return DomainChaos()
         if mode in DNS_MODES:
-            return DomainChaos(current.mx, dns_fault(mode, ms))
+            return DomainChaos(current.mx, dns_fault(mode, ms), current.auth)
         if mode in MX_MODES:
             if mode == "delay" and ms <= 0:
                 raise ChaosError("delay needs --ms with a delay above 0")
             fault = MxFault(mode, code, stage, seconds, ms, per_minute, probability, message)
-            return DomainChaos(fault, current.dns)
+            return DomainChaos(fault, current.dns, current.auth)
+        if mode in AUTH_MODES:
+            return DomainChaos(current.mx, current.dns, mode)
     except ChaosError as exc:
         raise bad_input(str(exc)) from None
-    modes = ", ".join((*MX_MODES, *DNS_MODES, "off"))
+    modes = ", ".join((*MX_MODES, *DNS_MODES, *AUTH_MODES, "off"))
     raise bad_input(f"unknown mode {mode!r}; use one of {modes}")

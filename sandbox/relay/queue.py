@@ -71,6 +71,8 @@ class Relay:
         self.bus = bus
         self._resolver = resolver
         self._mx_addresses = mx_addresses  # domain → where its MX server really listens
+        # Chaos "auth-spf-outside" (sandbox.auth): connect from elsewhere to this domain.
+        self.source_for: Callable[[str], str | None] = lambda domain: None
         self._tls = tls_context
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -214,7 +216,8 @@ class Relay:
             recipients=delivery.recipients,
             raw=raw,
             helo=self._helo(delivery.envelope_from),
-            source_address=self._source_address(delivery.envelope_from),
+            source_address=self.source_for(delivery.domain)
+            or self._source_address(delivery.envelope_from),
         )
         attempt = await deliver(envelope, route, delivery.domain, self._tls, self._connections)
         await self._finish(delivery, attempt, list(route.hops), raw=raw)

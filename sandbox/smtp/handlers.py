@@ -18,6 +18,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from sandbox.auth.service import Authenticity, Screened
 from sandbox.chaos import ChaosBoard
 from sandbox.config import Config
 from sandbox.events import EventBus
@@ -85,6 +86,7 @@ class BaseHandler(ABC):
     arrival_step = "received"
     # RFC 6409 §8.2, §8.3: a submission server adds a missing Date: and Message-ID:.
     completes_headers = False
+    auth: Authenticity | None = None  # SPF, DKIM, DMARC (set by the runtime)
 
     def __init__(
         self,
@@ -189,8 +191,13 @@ class BaseHandler(ABC):
                 "queue_id": queue_id,
             },
         )
+        screened = await self.screen(content, session, sender, peer_ip)
+        if screened.refusal:
+            return screened.refusal
         plan = self.plan(sender, recipients)
-        raw = header + content
+        if screened.folder:
+            plan = _refiled(plan, screened.folder)
+        raw = header + screened.prefix + screened.content
         # RFC 5321 §4.4: final delivery (a local mailbox: every MX copy, a held copy)
         # adds Return-Path; a copy that is relayed on or filed in Sent has none. When a
         # message has both, the final copies are stored as a message of their own.
@@ -211,7 +218,7 @@ class BaseHandler(ABC):
                     envelope_to=tuple(recipients),
                     source=self.server_name,
                     copies=copies,
-                    hops=(arrival, *plan.hops),
+                    hops=(arrival, *screened.hops, *plan.hops),
                     queue_id=queue_id,
                     parent_queue_id=self.trace_parent(content),
                     deliveries=deliveries,
@@ -234,6 +241,10 @@ class BaseHandler(ABC):
     def trace_parent(self, content: bytes) -> str | None:
         """The queue id this message continues, if it was relayed to us by the sandbox."""
         return None
+
+    async def screen(self, content: bytes, session: Session, sender: str, peer: str) -> Screened:
+        """Authentication before storing (sandbox.auth): sign, check, or nothing."""
+        return Screened(content)
 
     @abstractmethod
     def plan(self, sender: str, recipients: list[str]) -> Plan:
@@ -261,6 +272,11 @@ class SubmissionHandler(BaseHandler):
 
     def final_delivery(self, copy: Copy) -> bool:
         return copy.held  # kept here for good; Sent is the sender's own copy
+
+    async def screen(self, content: bytes, session: Session, sender: str, peer: str) -> Screened:
+        if self.auth is None:
+            return Screened(content)
+        return await self.auth.submitted(content, peer, session.host_name or "", sender)
 
     def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies: list[Copy] = []
@@ -403,6 +419,12 @@ class MxHandler(BaseHandler):
     def postmaster_domain(self) -> str:
         return self.domain
 
+    async def screen(self, content: bytes, session: Session, sender: str, peer: str) -> Screened:
+        if self.auth is None:
+            return Screened(content)
+        helo = session.host_name or ""
+        return await self.auth.screen(self.domain, self.hostname, content, peer, helo, sender)
+
     def refuse_recipient(self, address: str) -> str | None:
         if domain_of(address) != self.domain:
             return (
@@ -461,6 +483,18 @@ def _with_dsn(deliveries: tuple[NewDelivery, ...], envelope: Envelope) -> tuple[
             ),
         )
         for d in deliveries
+    )
+
+
+def _refiled(plan: Plan, folder: str) -> Plan:
+    """The same plan with every copy in ``folder`` (DMARC quarantine: Junk)."""
+    return Plan(
+        tuple(replace(c, folder=folder) for c in plan.copies),
+        tuple(
+            replace(h, detail={**h.detail, "folder": folder}) if h.step == "stored" else h
+            for h in plan.hops
+        ),
+        plan.deliveries,
     )
 
 

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent, TabPane
 
+from sandbox.auth.verdicts import verdict_lines
 from sandbox.store import Hop
 from sandbox.tui.dialogs import PathPrompt
 from sandbox.tui.queries import Row
@@ -181,7 +182,10 @@ class MessageScreen(Screen[None]):
         if len(raw) > RAW_LIMIT:
             shown += f"\n… {human_size(len(raw) - RAW_LIMIT)} more (save the message to see it)"
         self.query_one("#raw-body", Static).update(Text(shown))
-        self.query_one("#journey-body", Static).update(journey_text(journey))
+        journey_body = journey_text(journey)
+        if verdicts := verdict_lines(raw):  # sandbox.auth: what the receiving MX found
+            journey_body.append("\n\n" + "\n".join(verdicts))
+        self.query_one("#journey-body", Static).update(journey_body)
         link_list = self.query_one("#links-list", LinkList)
         if loaded.links:
             link_list.add_options([escape(url) for url in loaded.links])

@@ -212,15 +212,19 @@ def test_list_lsub_special_use_children(imap: ImapSandbox) -> None:
         b'(\\HasNoChildren) "/" INBOX',
         b'(\\HasNoChildren \\Sent) "/" Sent',
         b'(\\HasNoChildren \\Trash) "/" Trash',
+        b'(\\HasNoChildren \\Junk) "/" Junk',
         b'(\\Noselect \\HasChildren) "/" Work',
         b'(\\HasNoChildren) "/" Work/Projects',
     }
-    assert client.list("", "%")[1] == [
+    top = client.list("", "%")[1]
+    assert top[0] == b'(\\HasNoChildren) "/" INBOX'
+    assert set(top) == {
         b'(\\HasNoChildren) "/" INBOX',
+        b'(\\HasNoChildren \\Junk) "/" Junk',
         b'(\\HasNoChildren \\Sent) "/" Sent',
         b'(\\HasNoChildren \\Trash) "/" Trash',
         b'(\\Noselect \\HasChildren) "/" Work',
-    ]
+    }
     assert client.list("", "inbox")[1] == [b'(\\HasNoChildren) "/" INBOX']
     assert client.list("", '""')[1] == [b'(\\Noselect) "/" ""']
     assert client.unsubscribe("Trash")[0] == "OK"
