@@ -350,7 +350,7 @@ class _Engine:
             wanted = self.initial_chaos.get(domain.name, DomainChaos())
             if current != wanted:
                 await self.runtime.set_chaos(domain.name, wanted)
-        await self.store.clear()
+        await self.store.clear(with_queue=True)
 
     async def change_chaos(
         self, domain: str, change: Callable[[DomainChaos], DomainChaos]

@@ -1,15 +1,14 @@
 """IMAP's access to the store: its own SQL, group-committed writes, a parsed-message cache.
 
-Writes go through ``store.write(job)`` so each is one transaction in the writer's group
-commit; reads go through ``store.fetchall``. Every change other sessions must learn of
-is published on the bus here, after its commit, and the bus is also how this backend
-learns of changes made elsewhere (SMTP deliveries, POP3, the TUI): one listener fans
-events out to the sessions watching each folder.
+Writes go through ``store.commit(job)``: each is one transaction in the writer's group
+commit, its events recorded for the change feed in it and announced on the bus after it;
+reads go through ``store.fetchall``. The bus is also how this backend learns of changes
+made elsewhere (SMTP deliveries, POP3, the TUI, other processes through the change feed):
+one listener fans events out to the sessions watching each folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -24,12 +23,16 @@ from sandbox.events import (
     Event,
     EventBus,
     FlagsChanged,
+    FolderChanged,
     MessagesCleared,
+    MessagesPruned,
     MessageStored,
+    StoreResynced,
 )
 from sandbox.imap.message import Part, parse_message, split_header
 from sandbox.ingest import ingest
 from sandbox.store import Copy, Hop, NewMessage, SqliteStore, domain_of
+from sandbox.store.sqlite import delete_copies, expunged_events
 
 FolderKey = tuple[str, str]  # (mailbox address, folder name)
 Watcher = Callable[[Event], None]
@@ -191,7 +194,8 @@ class ImapBackend:
         elif isinstance(event, FlagsChanged | EntriesExpunged | EntriesCopied):
             for watcher in tuple(self._watchers.get((event.mailbox, event.folder), ())):
                 watcher(event)
-        elif isinstance(event, MessagesCleared):
+        elif isinstance(event, MessagesCleared | MessagesPruned | StoreResynced):
+            # They carry counts only: every selected session rereads its folder.
             for watcher in tuple(self._all_watchers):
                 watcher(event)
 
@@ -247,7 +251,7 @@ class ImapBackend:
     async def create_folder(self, address: str, name: str) -> bool:
         """False when it exists already."""
 
-        async def job(conn: aiosqlite.Connection) -> bool:
+        async def job(conn: aiosqlite.Connection) -> tuple[bool, tuple[Event, ...]]:
             await conn.execute(
                 "INSERT INTO mailboxes (address, domain, created_at)"
                 " VALUES (?, ?, strftime('%s', 'now')) ON CONFLICT (address) DO NOTHING",
@@ -259,44 +263,40 @@ class ImapBackend:
                 " ON CONFLICT (mailbox_id, name) DO NOTHING",
                 (name, address),
             )
-            return cursor.rowcount > 0
+            created = cursor.rowcount > 0
+            return created, (FolderChanged(address, name, "created"),) if created else ()
 
-        return await self.store.write(job)
+        return await self.store.commit(job)
 
     async def delete_folder(self, folder: Folder, origin: str) -> None:
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int, int]]:
+        async def job(conn: aiosqlite.Connection) -> tuple[None, tuple[Event, ...]]:
             rows = await conn.execute_fetchall(
-                "SELECT id, uid, message_id FROM entries WHERE folder_id = ?", (folder.id,)
+                "SELECT id FROM entries WHERE folder_id = ?", (folder.id,)
             )
-            entries = [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
-            await conn.execute("DELETE FROM entries WHERE folder_id = ?", (folder.id,))
+            gone = await delete_copies(conn, [int(r[0]) for r in rows], folder.id)
             await conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
-            await _drop_orphans(conn, [e[2] for e in entries])
-            return entries
+            changed = FolderChanged(folder.address, folder.name, "deleted", origin=origin)
+            return None, (*expunged_events(gone, origin), changed)
 
-        entries = await self.store.write(job)
+        await self.store.commit(job)
         self.recent_seen.pop(folder.id, None)
-        if entries:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=folder.address,
-                    folder=folder.name,
-                    entries=tuple((e[0], e[1]) for e in entries),
-                    origin=origin,
-                )
-            )
 
     async def rename_folder(self, folder: Folder, new_name: str, origin: str) -> bool:
         """Rename a folder and its children (§6.3.5); INBOX moves its messages instead."""
 
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int]] | None:
+        async def job(
+            conn: aiosqlite.Connection,
+        ) -> tuple[list[tuple[int, int]] | None, tuple[Event, ...]]:
             taken = await conn.execute_fetchall(
                 "SELECT 1 FROM folders f JOIN mailboxes m ON m.id = f.mailbox_id"
                 " WHERE m.address = ? AND f.name = ?",
                 (folder.address, new_name),
             )
             if taken:
-                return None
+                return None, ()
+            renamed = FolderChanged(
+                folder.address, folder.name, "renamed", new_name=new_name, origin=origin
+            )
             if folder.name == "INBOX":
                 # §6.3.5: renaming INBOX moves its messages to a new folder; INBOX stays.
                 cursor = await conn.execute(
@@ -312,7 +312,12 @@ class ImapBackend:
                     "UPDATE entries SET folder_id = ? WHERE folder_id = ?",
                     (cursor.lastrowid, folder.id),
                 )
-                return [(int(r[0]), int(r[1])) for r in moved]
+                entries = tuple((int(r[0]), int(r[1])) for r in moved)
+                events: tuple[Event, ...] = (renamed,)
+                if entries:
+                    gone = EntriesExpunged(folder.address, folder.name, entries, origin=origin)
+                    events = (gone, renamed)
+                return list(entries), events
             prefix = folder.name + "/"
             await conn.execute(
                 "UPDATE folders SET name = ? || substr(name, ?) WHERE mailbox_id ="
@@ -320,18 +325,10 @@ class ImapBackend:
                 (new_name + "/", len(prefix) + 1, folder.id, len(prefix), prefix),
             )
             await conn.execute("UPDATE folders SET name = ? WHERE id = ?", (new_name, folder.id))
-            return []
+            return [], (renamed,)
 
-        moved = await self.store.write(job)
-        if moved is None:
-            return False
-        if moved:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=folder.address, folder=folder.name, entries=tuple(moved), origin=origin
-                )
-            )
-        return True
+        moved = await self.store.commit(job)
+        return moved is not None
 
     async def set_subscribed(self, folder: Folder, subscribed: bool) -> None:
         async def job(conn: aiosqlite.Connection) -> None:
@@ -402,7 +399,9 @@ class ImapBackend:
     ) -> dict[int, tuple[str, ...]]:
         """Read-modify-write in one transaction, so concurrent STOREs never lose a flag."""
 
-        async def job(conn: aiosqlite.Connection) -> dict[int, tuple[int, tuple[str, ...], bool]]:
+        async def job(
+            conn: aiosqlite.Connection,
+        ) -> tuple[dict[int, tuple[int, tuple[str, ...], bool]], tuple[Event, ...]]:
             result: dict[int, tuple[int, tuple[str, ...], bool]] = {}
             updates: list[tuple[str, int]] = []
             for chunk in _chunks(entry_ids):
@@ -418,18 +417,14 @@ class ImapBackend:
                     result[int(entry_id)] = (int(uid), new, changed)
                     if changed:
                         updates.append((" ".join(new), int(entry_id)))
-            if updates:
-                await conn.executemany("UPDATE entries SET flags = ? WHERE id = ?", updates)
-            return result
+            if not updates:
+                return result, ()
+            await conn.executemany("UPDATE entries SET flags = ? WHERE id = ?", updates)
+            changes = tuple((eid, uid, new) for eid, (uid, new, ch) in result.items() if ch)
+            event = FlagsChanged(folder.address, folder.name, changes, origin=origin)
+            return result, (event,)
 
-        result = await self.store.write(job)
-        changes = tuple((eid, uid, new) for eid, (uid, new, changed) in result.items() if changed)
-        if changes:
-            self.bus.publish(
-                FlagsChanged(
-                    mailbox=folder.address, folder=folder.name, changes=changes, origin=origin
-                )
-            )
+        result = await self.store.commit(job)
         return {eid: new for eid, (_, new, _) in result.items()}
 
     async def expunge(
@@ -437,18 +432,13 @@ class ImapBackend:
     ) -> list[tuple[int, int]]:
         """Delete these copies (and messages no copy refers to any more)."""
 
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int, int]]:
-            return await _delete_entries(conn, folder.id, entry_ids)
+        async def job(
+            conn: aiosqlite.Connection,
+        ) -> tuple[list[tuple[int, int]], tuple[Event, ...]]:
+            gone = await delete_copies(conn, entry_ids, folder.id)
+            return [(g[0], g[1]) for g in gone], expunged_events(gone, origin)
 
-        deleted = await self.store.write(job)
-        gone = [(e[0], e[1]) for e in deleted]
-        if gone:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=folder.address, folder=folder.name, entries=tuple(gone), origin=origin
-                )
-            )
-        return gone
+        return await self.store.commit(job)
 
     async def copy(
         self,
@@ -466,7 +456,7 @@ class ImapBackend:
 
         async def job(
             conn: aiosqlite.Connection,
-        ) -> tuple[int, list[tuple[int, int, int, int]], list[tuple[int, int, int]]]:
+        ) -> tuple[tuple[int, list[tuple[int, int, int, int]]], tuple[Event, ...]]:
             rows = list(
                 await conn.execute_fetchall(
                     "SELECT uidvalidity, uidnext FROM folders WHERE id = ?", (target.id,)
@@ -498,9 +488,9 @@ class ImapBackend:
                 " VALUES (?, ?, ?, ?, ?, strftime('%s', 'now'))",
                 inserts,
             )
-            deleted: list[tuple[int, int, int]] = []
+            deleted: list[tuple[int, int, str, str, int]] = []
             if move:
-                deleted = await _delete_entries(conn, source.id, [p[3] for p in pairs])
+                deleted = await delete_copies(conn, [p[3] for p in pairs], source.id)
             if pairs:
                 new_rows = await conn.execute_fetchall(
                     "SELECT uid, id FROM entries WHERE folder_id = ? AND uid BETWEEN ? AND ?",
@@ -508,27 +498,14 @@ class ImapBackend:
                 )
                 ids = {int(r[0]): int(r[1]) for r in new_rows}
                 pairs = [(old, new, mid, ids[new]) for old, new, mid, _ in pairs]
-            return uidvalidity, pairs, deleted
+            events: list[Event] = []
+            if pairs:
+                copied = tuple((p[3], p[1], p[2]) for p in pairs)
+                events.append(EntriesCopied(target.address, target.name, copied, origin=origin))
+            events += expunged_events(deleted, origin)
+            return (uidvalidity, pairs), tuple(events)
 
-        uidvalidity, pairs, deleted = await self.store.write(job)
-        if pairs:
-            self.bus.publish(
-                EntriesCopied(
-                    mailbox=target.address,
-                    folder=target.name,
-                    entries=tuple((p[3], p[1], p[2]) for p in pairs),
-                    origin=origin,
-                )
-            )
-        if deleted:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=source.address,
-                    folder=source.name,
-                    entries=tuple((d[0], d[1]) for d in deleted),
-                    origin=origin,
-                )
-            )
+        uidvalidity, pairs = await self.store.commit(job)
         return uidvalidity, [(p[0], p[1]) for p in pairs]
 
     async def append(
@@ -537,7 +514,6 @@ class ImapBackend:
         """Through the one ingest path, so the TUI and IDLE hear of it like any delivery."""
         stored = await ingest(
             self.store,
-            self.bus,
             NewMessage(
                 raw=raw,
                 envelope_from="",
@@ -664,35 +640,3 @@ def _folder(row: Sequence[Any]) -> Folder:
         uidnext=int(row[5]),
         subscribed=bool(row[6]),
     )
-
-
-async def _delete_entries(
-    conn: aiosqlite.Connection, folder_id: int, entry_ids: Sequence[int]
-) -> list[tuple[int, int, int]]:
-    deleted: list[tuple[int, int, int]] = []
-    for chunk in _chunks(entry_ids):
-        ids = json.dumps(list(chunk))
-        rows = await conn.execute_fetchall(
-            "SELECT id, uid, message_id FROM entries WHERE folder_id = ?"
-            " AND id IN (SELECT value FROM json_each(?))",
-            (folder_id, ids),
-        )
-        deleted += [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
-        await conn.execute(
-            "DELETE FROM entries WHERE folder_id = ? AND id IN (SELECT value FROM json_each(?))",
-            (folder_id, ids),
-        )
-    await _drop_orphans(conn, [d[2] for d in deleted])
-    return deleted
-
-
-async def _drop_orphans(conn: aiosqlite.Connection, message_ids: Sequence[int]) -> None:
-    """A message goes once no folder holds a copy (its hops cascade with it)."""
-    for chunk in _chunks(sorted(set(message_ids))):
-        # Something else (the relay queue) may still refer to it: then the row stays.
-        with contextlib.suppress(aiosqlite.IntegrityError):
-            await conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-                " AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = messages.id)",
-                (json.dumps(list(chunk)),),
-            )

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, Protocol
 import aiosqlite
 
 from sandbox.config import Config
-from sandbox.events import EntriesCopied, EntriesExpunged, EventBus, MessagesMoved
+from sandbox.events import EntriesCopied, EntriesExpunged, Event, MessagesMoved
 from sandbox.store import INBOX, TRASH, Hop, SqliteStore, normalize_address
 
 ALL_USER = "all"
@@ -113,9 +113,8 @@ MAX_SIZES_KEPT = 500_000
 class StorePop3Backend:
     """POP3 over the sandbox store; logins follow DESIGN.md (any password unless accounts)."""
 
-    def __init__(self, store: SqliteStore, config: Config, bus: EventBus | None = None) -> None:
-        self.store = store
-        self.bus = bus
+    def __init__(self, store: SqliteStore, config: Config) -> None:
+        self.store = store  # announces its changes on store.bus
         self._accounts = {normalize_address(a.address): a.password for a in config.accounts}
         self._locked: set[str] = set()
         self._wire_sizes: dict[int, int] = {}  # by message id
@@ -202,10 +201,13 @@ class StoreMaildrop:
         try:
             if not deleted and not retrieved and not self._noted:
                 return 0
-            moves = await self._backend.store.write(_update_job(self.user, deleted, retrieved))
-            if moves and self._backend.bus is not None:
-                _publish_moves(self._backend.bus, moves)
-            return len(moves)
+            job = _update_job(self.user, deleted, retrieved)
+
+            async def announced(conn: aiosqlite.Connection) -> tuple[int, tuple[Event, ...]]:
+                moves = await job(conn)
+                return len(moves), _move_events(moves)
+
+            return await self._backend.store.commit(announced)
         finally:
             self._backend._release(self.user)
 
@@ -248,17 +250,19 @@ class Move:
     new_uid: int
 
 
-def _publish_moves(bus: EventBus, moves: list[Move]) -> None:
+def _move_events(moves: list[Move]) -> tuple[Event, ...]:
     """One summary for the journal and TUI; per-folder events for IMAP sessions."""
-    bus.publish(
+    if not moves:
+        return ()
+    events: list[Event] = [
         MessagesMoved(
             moves=tuple((m.old_id, m.new_id, m.mailbox, INBOX, TRASH) for m in moves),
             reason="pop3",
         )
-    )
+    ]
     for mailbox in sorted({m.mailbox for m in moves}):
         mine = [m for m in moves if m.mailbox == mailbox]
-        bus.publish(
+        events.append(
             EntriesExpunged(
                 mailbox=mailbox,
                 folder=INBOX,
@@ -266,7 +270,7 @@ def _publish_moves(bus: EventBus, moves: list[Move]) -> None:
                 origin="pop3",
             )
         )
-        bus.publish(
+        events.append(
             EntriesCopied(
                 mailbox=mailbox,
                 folder=TRASH,
@@ -274,6 +278,7 @@ def _publish_moves(bus: EventBus, moves: list[Move]) -> None:
                 origin="pop3",
             )
         )
+    return tuple(events)
 
 
 def _hop(message_id: int, mailbox: str, user: str, outcome: str, **extra: str) -> tuple[Any, ...]:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import dns.asyncresolver
 
 from sandbox.config import Config
-from sandbox.events import DeliveriesQueued, DeliveryAttempted, Event, EventBus
+from sandbox.events import DeliveriesQueued, Event, EventBus
 from sandbox.ingest import ingest
 from sandbox.mime import received_count
 from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
@@ -240,6 +240,7 @@ class Relay:
         if deferred:
             summary["retry_in_seconds"] = round(next_at - now, 3)
         all_hops = [*hops, *attempt.hops, Hop("relay", state, summary)]
+        # Commits the outcome, then announces DeliveryAttempted.
         await self.store.finish_attempt(
             delivery,
             state=state,
@@ -247,16 +248,6 @@ class Relay:
             next_attempt_at=next_at,
             last_reply=attempt.reply,
             hops=all_hops,
-        )
-        self.bus.publish(
-            DeliveryAttempted(
-                delivery_id=delivery.id,
-                message_id=delivery.message_id,
-                domain=delivery.domain,
-                state=state,
-                attempt=number,
-                reply=attempt.reply,
-            )
         )
         if bounced:
             await self._bounce(delivery, bounced, attempt.remote, raw)
@@ -327,7 +318,6 @@ class Relay:
             )
         await ingest(
             self.store,
-            self.bus,
             NewMessage(
                 raw=raw_dsn,
                 envelope_from="",

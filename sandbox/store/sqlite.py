@@ -8,9 +8,19 @@ what lets the SMTP server say 250 only after the commit. If any job in a batch f
 batch is rolled back and its jobs are run again one transaction each, so one bad job
 never costs the others their data.
 
-Reads use a second connection (WAL lets them run beside the writer); an in-memory
-database has one connection for both, since two ``:memory:`` connections are two
-databases.
+Commit, then announce: ``commit(job)`` runs a job that returns its result and the events
+it caused; the events' rows go into the ``changes`` table in the same transaction, and
+only once that transaction has committed are the events published on the store's bus
+(a listener that fails is logged by the bus, never turned into the caller's error).
+Other processes on the file read those rows through the change feed (``feed.py``).
+
+Reads use a second connection (WAL lets them run beside the writer), and the feed a third;
+an in-memory database has one connection for all, since two ``:memory:`` connections are
+two databases (and no other process can share it).
+
+Two processes writing at once: each transaction waits for the other's lock
+(``busy_timeout``) and a batch that still finds the file locked is tried again, for up to
+``LOCKED_RETRY_SECONDS`` in all, before the caller is told the file is busy.
 """
 
 from __future__ import annotations
@@ -19,9 +29,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,9 +41,25 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from sandbox.config import MEMORY
-from sandbox.mime import summarize
+from sandbox.events import (
+    DeliveriesQueued,
+    DeliveryAttempted,
+    EntriesExpunged,
+    Event,
+    EventBus,
+    FlagsChanged,
+    MessagesCleared,
+    MessagesPruned,
+    MessageStored,
+)
+from sandbox.mime import HeaderSummary, summarize
+from sandbox.store import changes
+from sandbox.store.feed import ChangeFeed
 from sandbox.store.models import (
+    DEFERRED,
+    DELIVERED,
     INBOX,
+    NOT_DONE,
     QUEUED,
     SENT,
     TRASH,
@@ -53,7 +81,8 @@ Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
 MAX_BATCH = 256
 DEFAULT_FOLDERS = (INBOX, SENT, TRASH)
 ALL = MessageFilter()  # made with every mailbox by the migration's trigger
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 5_000
+LOCKED_RETRY_SECONDS = 30.0
 
 
 class StoreError(RuntimeError):
@@ -135,11 +164,21 @@ class SqliteStore:
     """The single source of truth. Create with ``await SqliteStore.open(path)``."""
 
     def __init__(
-        self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+        self,
+        path: str,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        bus: EventBus | None = None,
     ) -> None:
         self.path = path
+        self.bus = bus if bus is not None else EventBus()
+        # Names this store's rows in the change feed, so its own feed skips them.
+        self.origin = secrets.token_hex(8)
         self._writer_conn = writer
         self._reader = reader
+        self._feed: ChangeFeed | None = None
+        self._feed_conn: aiosqlite.Connection | None = None
+        self._changes_written = 0
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -147,7 +186,20 @@ class SqliteStore:
         self._journal_flush_queued = False
 
     @classmethod
-    async def open(cls, path: str) -> SqliteStore:
+    async def open(
+        cls,
+        path: str,
+        *,
+        bus: EventBus | None = None,
+        follow: bool = True,
+        feed_interval: float | None = None,
+    ) -> SqliteStore:
+        """Open (creating and migrating) the data file.
+
+        ``bus``: where changes are announced (a new one if not given). ``follow``: also
+        publish other processes' changes there (the change feed); a short-lived command
+        that only writes may pass False.
+        """
         if path != MEMORY:
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -159,14 +211,31 @@ class SqliteStore:
             reader = writer if path == MEMORY else await _connect(path, read_only=True)
         except (OSError, aiosqlite.Error) as exc:
             raise StoreError(f"cannot open the data file {path}: {exc}") from None
-        store = cls(path, writer, reader)
+        store = cls(path, writer, reader, bus)
         store._writer_task = asyncio.get_running_loop().create_task(store._write_loop())
+        if follow and path != MEMORY:
+            try:
+                store._feed_conn = await _connect(path, read_only=True)
+                kwargs = {} if feed_interval is None else {"interval": feed_interval}
+                store._feed = ChangeFeed(store._feed_conn, store.bus, store.origin, **kwargs)
+                await store._feed.start()
+            except (OSError, aiosqlite.Error) as exc:
+                await store.close()
+                raise StoreError(f"cannot follow the data file {path}: {exc}") from None
         return store
+
+    async def poll_changes(self) -> int:
+        """Publish other processes' changes now, without waiting for the feed's timer."""
+        return await self._feed.poll() if self._feed is not None else 0
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._feed is not None:
+            await self._feed.stop()
+        if self._feed_conn is not None:
+            await self._feed_conn.close()
         self._queue.put_nowait(None)
         if self._writer_task is not None:
             await self._writer_task
@@ -183,6 +252,35 @@ class SqliteStore:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future))
         return await future
+
+    async def commit(
+        self, job: Callable[[aiosqlite.Connection], Awaitable[tuple[T, Sequence[Event]]]]
+    ) -> T:
+        """Run a job that returns (result, events); commit; then announce the events.
+
+        The one way a change is made: its feed rows are in its own transaction, and its
+        events reach this process's listeners only after the commit.
+        """
+
+        async def recorded(conn: aiosqlite.Connection) -> tuple[T, tuple[Event, ...]]:
+            result, events = await job(conn)
+            await self._record(conn, events)
+            return result, tuple(events)
+
+        result, events = await self.write(recorded)
+        self.announce(events)
+        return result
+
+    def announce(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.bus.publish(event)
+
+    async def _record(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
+        written = await changes.record(conn, self.origin, events)
+        self._changes_written += written
+        if self._changes_written >= changes.TRIM_EVERY:
+            self._changes_written = 0
+            await changes.trim(conn)
 
     def write_later(self, job: Job) -> None:
         """Queue a write nobody waits for (the journal); failures are logged."""
@@ -206,26 +304,42 @@ class SqliteStore:
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         conn = self._writer_conn
-        results: list[Any] = []
-        try:
-            await conn.execute("BEGIN IMMEDIATE")
-            for run in _runs(batch):
-                if run[0].ingest is not None:
-                    results += await _ingest_many(conn, [p.ingest for p in run if p.ingest])
-                else:
-                    results += [await pending.job(conn) for pending in run]
-            await conn.execute("COMMIT")
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-            if len(batch) > 1:
-                for pending in batch:  # find the bad job; the others still commit
-                    await self._commit_batch([pending])
+        deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+        while True:
+            results: list[Any] = []
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                for run in _runs(batch):
+                    if run[0].ingest is not None:
+                        results += await self._ingest_run(conn, [p.ingest for p in run if p.ingest])
+                    else:
+                        results += [await pending.job(conn) for pending in run]
+                await conn.execute("COMMIT")
+                break
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                if _locked(exc) and time.monotonic() < deadline:
+                    # Another process holds the file past busy_timeout: wait, try again.
+                    await asyncio.sleep(0.05)
+                    continue
+                if _locked(exc):
+                    exc = StoreError(
+                        f"the data file {self.path} stayed locked by another process for"
+                        f" {LOCKED_RETRY_SECONDS:.0f} s; stop whatever holds it and try again"
+                    )
+                await self._fail_batch(batch, exc)
                 return
-            _settle(batch[0], None, exc)
-            return
         for pending, result in zip(batch, results, strict=True):
             _settle(pending, result, None)
+
+    async def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
+        if len(batch) > 1 and not isinstance(exc, StoreError):
+            for pending in batch:  # find the bad job; the others still commit
+                await self._commit_batch([pending])
+            return
+        for pending in batch:
+            _settle(pending, None, exc)
 
     # --- messages -------------------------------------------------------------------
 
@@ -233,9 +347,32 @@ class SqliteStore:
         """Store a message once and a copy per mailbox folder; returns once committed."""
         if self._closed:
             raise StoreError("the store is closed")
-        future: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(_ingest_job(message), future, message))
-        return await future
+        future: asyncio.Future[tuple[StoredMessage, tuple[Event, ...]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue.put_nowait(_Pending(self._ingest_job(message), future, message))
+        stored, events = await future
+        self.announce(events)
+        return stored
+
+    def _ingest_job(self, message: NewMessage) -> Job:
+        async def job(conn: aiosqlite.Connection) -> tuple[StoredMessage, tuple[Event, ...]]:
+            return (await self._ingest_run(conn, [message]))[0]
+
+        return job
+
+    async def _ingest_run(
+        self, conn: aiosqlite.Connection, items: list[NewMessage]
+    ) -> list[tuple[StoredMessage, tuple[Event, ...]]]:
+        """Insert a run of messages and their feed rows; each with the events it causes."""
+        out = []
+        every: list[Event] = []
+        for message, stored in zip(items, await _ingest_many(conn, items), strict=True):
+            events = ingest_events(message, stored)
+            every += events
+            out.append((stored, events))
+        await self._record(conn, every)
+        return out
 
     async def add_hops(self, message_id: int, hops: Iterable[Hop]) -> None:
         hops = tuple(hops)
@@ -354,17 +491,33 @@ class SqliteStore:
         next_attempt_at: float,
         last_reply: str | None,
         hops: Iterable[Hop],
-    ) -> None:
-        """Record one attempt's outcome and its hops in one transaction."""
+    ) -> str:
+        """Record one attempt's outcome and its hops in one transaction; returns the state.
+
+        Recipients an MX server of this sandbox already marked delivered (in its own
+        commit, see ``NewMessage.delivered_for``) never come back into the queue, even if
+        the relay did not hear that 250: the state says what is really left.
+        """
         hops = tuple(hops)
 
-        async def job(conn: aiosqlite.Connection) -> None:
+        async def job(conn: aiosqlite.Connection) -> tuple[str, tuple[Event, ...]]:
+            rows = await conn.execute_fetchall(
+                "SELECT recipients, state FROM deliveries WHERE id = ?", (delivery.id,)
+            )
+            final = state
+            left = recipients
+            if rows:
+                current_text, current_state = next(iter(rows))
+                waiting = set(json.loads(current_text)) if current_state in NOT_DONE else set()
+                left = tuple(r for r in recipients if r in waiting)
+                if state == DEFERRED and not left:
+                    final = DELIVERED
             await conn.execute(
                 "UPDATE deliveries SET state = ?, recipients = ?, attempts = attempts + 1,"
                 " next_attempt_at = ?, last_reply = ?, updated_at = ? WHERE id = ?",
                 (
-                    state,
-                    json.dumps(list(recipients)),
+                    final,
+                    json.dumps(list(left)),
                     next_attempt_at,
                     last_reply,
                     time.time(),
@@ -372,8 +525,17 @@ class SqliteStore:
                 ),
             )
             await _insert_hops(conn, delivery.message_id, hops)
+            event = DeliveryAttempted(
+                delivery_id=delivery.id,
+                message_id=delivery.message_id,
+                domain=delivery.domain,
+                state=final,
+                attempt=delivery.attempts + 1,
+                reply=last_reply or "",
+            )
+            return final, (event,)
 
-        await self.write(job)
+        return await self.commit(job)
 
     async def retry_now(self) -> int:
         """Make every delivery not yet done due at once; returns how many."""
@@ -417,7 +579,7 @@ class SqliteStore:
         the relay still has to deliver. Returns how many messages went."""
         now = time.time()
 
-        async def job(conn: aiosqlite.Connection) -> int:
+        async def job(conn: aiosqlite.Connection) -> tuple[int, tuple[Event, ...]]:
             keep_after = now - grace
             doomed: set[int] = set()
             if max_age > 0:
@@ -434,28 +596,47 @@ class SqliteStore:
                 )
                 doomed.update(int(r[0]) for r in rows)
             if not doomed:
-                return 0
+                return 0, ()
             ids = json.dumps(sorted(doomed))
+            # messages_keep_queued (0004) keeps what the relay still has to deliver.
             cur = await conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id"
-                " AND d.state IN ('queued', 'deferred'))",
-                (ids,),
+                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,)
             )
-            return cur.rowcount
+            count = cur.rowcount
+            return count, (MessagesPruned(count=count),) if count else ()
 
-        return await self.write(job)
+        return await self.commit(job)
 
-    async def clear(self) -> int:
-        """Delete every message; mailboxes and folders stay, so UIDs keep ascending."""
+    async def clear(self, *, with_queue: bool = False) -> int:
+        """Delete every message copy; mailboxes and folders stay, so UIDs keep ascending.
 
-        async def job(conn: aiosqlite.Connection) -> int:
+        A message the relay still has to deliver stays (without copies) until it is
+        delivered, unless ``with_queue`` drops those deliveries first. Returns how many
+        copies went.
+        """
+
+        async def job(conn: aiosqlite.Connection) -> tuple[int, tuple[Event, ...]]:
             async with conn.execute("SELECT count(*) FROM entries") as cur:
                 row = await cur.fetchone()
+            if with_queue:
+                await conn.execute("DELETE FROM deliveries WHERE state IN ('queued', 'deferred')")
             await conn.execute("DELETE FROM entries")
-            await conn.execute("DELETE FROM hops")
+            # messages_keep_queued (0004) keeps the ones still queued; hops go with the rest.
             await conn.execute("DELETE FROM messages")
-            return int(row[0]) if row else 0
+            count = int(row[0]) if row else 0
+            return count, (MessagesCleared(count=count),)
+
+        return await self.commit(job)
+
+    async def trim_journal(self, keep: int) -> int:
+        """Keep the newest ``keep`` rows of the events journal; returns how many went."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            cur = await conn.execute(
+                "DELETE FROM events WHERE id <= (SELECT coalesce(max(id), 0) FROM events) - ?",
+                (keep,),
+            )
+            return cur.rowcount
 
         return await self.write(job)
 
@@ -501,43 +682,32 @@ class SqliteStore:
 
     # --- single copies, as the TUI changes them ---------------------------------------
 
-    async def delete_entries(self, entry_ids: Sequence[int]) -> list[tuple[int, int, str, str]]:
-        """Delete these copies; a message goes with its last copy unless the relay still
-        has a delivery for it (queued or deferred). Returns (entry id, uid, mailbox, folder)
-        of the copies deleted, for the caller's ``EntriesExpunged`` events."""
-        ids = json.dumps(sorted(set(entry_ids)))
+    async def delete_entries(
+        self, entry_ids: Sequence[int], origin: str = "tui"
+    ) -> list[tuple[int, int, str, str]]:
+        """Delete these copies (``delete_copies``'s rule) and announce ``EntriesExpunged``.
 
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int, str, str]]:
-            rows = await conn.execute_fetchall(
-                "SELECT e.id, e.uid, mb.address, f.name, e.message_id FROM entries e"
-                " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
-                " WHERE e.id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            )
-            await conn.execute(
-                "DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?))", (ids,)
-            )
-            await conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-                " AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = messages.id)"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = messages.id"
-                " AND state IN ('queued', 'deferred'))",
-                (json.dumps(sorted({int(r[4]) for r in rows})),),
-            )
-            return [(int(r[0]), int(r[1]), str(r[2]), str(r[3])) for r in rows]
+        Returns (entry id, uid, mailbox, folder) of the copies deleted."""
 
-        return await self.write(job)
+        async def job(
+            conn: aiosqlite.Connection,
+        ) -> tuple[list[tuple[int, int, str, str]], tuple[Event, ...]]:
+            gone = await delete_copies(conn, entry_ids)
+            return [g[:4] for g in gone], expunged_events(gone, origin)
+
+        return await self.commit(job)
 
     async def set_seen(
-        self, entry_ids: Sequence[int], seen: bool
+        self, entry_ids: Sequence[int], seen: bool, origin: str = "tui"
     ) -> list[tuple[int, int, str, str, tuple[str, ...]]]:
-        """Add or remove ``\\Seen`` (RFC 3501 §2.3.2) on these copies; returns the copies
-        that changed as (entry id, uid, mailbox, folder, new flags) for ``FlagsChanged``."""
+        """Add or remove ``\\Seen`` (RFC 3501 §2.3.2) on these copies and announce
+        ``FlagsChanged``; returns the copies that changed as (entry id, uid, mailbox,
+        folder, new flags)."""
         ids = json.dumps(sorted(set(entry_ids)))
 
         async def job(
             conn: aiosqlite.Connection,
-        ) -> list[tuple[int, int, str, str, tuple[str, ...]]]:
+        ) -> tuple[list[tuple[int, int, str, str, tuple[str, ...]]], tuple[Event, ...]]:
             rows = await conn.execute_fetchall(
                 "SELECT e.id, e.uid, mb.address, f.name, e.flags FROM entries e"
                 " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
@@ -560,9 +730,16 @@ class SqliteStore:
                 "UPDATE entries SET flags = ? WHERE id = ?",
                 [(" ".join(c[4]), c[0]) for c in changed],
             )
-            return changed
+            by_folder: dict[tuple[str, str], list[tuple[int, int, tuple[str, ...]]]] = {}
+            for entry_id, uid, mailbox, folder, flags in changed:
+                by_folder.setdefault((mailbox, folder), []).append((entry_id, uid, flags))
+            events = tuple(
+                FlagsChanged(mailbox, folder, tuple(items), origin=origin)
+                for (mailbox, folder), items in by_folder.items()
+            )
+            return changed, events
 
-        return await self.write(job)
+        return await self.commit(job)
 
 
 _RECORD_SELECT = (
@@ -666,19 +843,163 @@ def _runs(batch: list[_Pending]) -> list[list[_Pending]]:
     return runs
 
 
-def _ingest_job(message: NewMessage) -> Job:
-    async def job(conn: aiosqlite.Connection) -> StoredMessage:
-        return (await _ingest_many(conn, [message]))[0]
+def ingest_events(message: NewMessage, stored: StoredMessage) -> tuple[Event, ...]:
+    """What storing a message announces: its copies, and the deliveries it queued."""
+    events: list[Event] = []
+    if stored.copies or not stored.duplicate:
+        events.append(
+            MessageStored(
+                message_id=stored.message_id,
+                entries=tuple((c.entry_id, c.mailbox, c.folder) for c in stored.copies),
+                envelope_from=message.envelope_from,
+                subject=stored.subject,
+                source=message.source,
+            )
+        )
+    if stored.delivery_ids:
+        events.append(
+            DeliveriesQueued(message_id=stored.message_id, delivery_ids=stored.delivery_ids)
+        )
+    return tuple(events)
 
-    return job
+
+async def delete_copies(
+    conn: aiosqlite.Connection, entry_ids: Sequence[int], folder_id: int | None = None
+) -> list[tuple[int, int, str, str, int]]:
+    """Delete message copies; the one rule for every path that removes a copy.
+
+    A message goes with its last copy, unless something still needs it: the relay's
+    queued or deferred deliveries always do (``messages_keep_queued``, 0004), so a
+    delivery waiting on a greylist survives its sender expunging the Sent copy. Only
+    copies in ``folder_id`` when given. Returns (entry id, uid, mailbox, folder, message
+    id) of the copies deleted.
+    """
+    ids = json.dumps(sorted(set(entry_ids)))
+    where = "e.id IN (SELECT value FROM json_each(?))"
+    params: tuple[Any, ...] = (ids,)
+    if folder_id is not None:
+        where += " AND e.folder_id = ?"
+        params = (ids, folder_id)
+    rows = await conn.execute_fetchall(
+        "SELECT e.id, e.uid, mb.address, f.name, e.message_id FROM entries e"
+        " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
+        f" WHERE {where} ORDER BY e.id",
+        params,
+    )
+    gone = [(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+    if not gone:
+        return []
+    await conn.execute(
+        "DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps([g[0] for g in gone]),),
+    )
+    await drop_orphans(conn, [g[4] for g in gone])
+    return gone
+
+
+async def drop_orphans(conn: aiosqlite.Connection, message_ids: Iterable[int]) -> None:
+    """Messages no copy refers to any more go (their hops with them), unless still queued."""
+    await conn.execute(
+        "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
+        " AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = messages.id)",
+        (json.dumps(sorted(set(message_ids))),),
+    )
+
+
+def expunged_events(
+    gone: Sequence[tuple[int, int, str, str, int]], origin: str
+) -> tuple[EntriesExpunged, ...]:
+    """One ``EntriesExpunged`` per folder for copies ``delete_copies`` removed."""
+    by_folder: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for entry_id, uid, mailbox, folder, _ in gone:
+        by_folder.setdefault((mailbox, folder), []).append((entry_id, uid))
+    return tuple(
+        EntriesExpunged(mailbox, folder, tuple(items), origin=origin)
+        for (mailbox, folder), items in by_folder.items()
+    )
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
 
 
 async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> list[StoredMessage]:
     """Insert a run of messages with a fixed number of statements, however many there are.
 
     Runs inside the writer's transaction (BEGIN IMMEDIATE), so nobody else can take ids
-    or UIDs between the reads here and the inserts.
+    or UIDs between the reads here and the inserts. MIME summaries are made before the
+    first statement, so the lock is held for the inserts alone.
     """
+    summaries = [summarize(m.raw) for m in items]
+    fulfilled = await _fulfil_deliveries(conn, items)
+    items = [
+        replace(m, copies=tuple(c for c in m.copies if c.mailbox not in fulfilled.get(i, ())))
+        if i in fulfilled
+        else m
+        for i, m in enumerate(items)
+    ]
+    duplicates = {i for i, m in enumerate(items) if i in fulfilled and not m.copies}
+    if duplicates:
+        kept = [i for i in range(len(items)) if i not in duplicates]
+        stored_kept = (
+            await _ingest_many_summarized(
+                conn, [items[i] for i in kept], [summaries[i] for i in kept]
+            )
+            if kept
+            else []
+        )
+        by_index = dict(zip(kept, stored_kept, strict=True))
+        return [
+            by_index[i]
+            if i in by_index
+            else StoredMessage(0, (), summaries[i].subject, duplicate=True)
+            for i in range(len(items))
+        ]
+    return await _ingest_many_summarized(conn, items, summaries)
+
+
+async def _fulfil_deliveries(
+    conn: aiosqlite.Connection, items: list[NewMessage]
+) -> dict[int, set[str]]:
+    """Mark the relay deliveries that messages arriving at our own MX servers fulfil.
+
+    For each such message (index in ``items``): the recipients its delivery had already
+    delivered, whose copies must not be stored again. The delivery loses the recipients
+    stored now, and is delivered once none is left, in this same commit: a crash after
+    the MX server's 250 can no longer make the relay send it again.
+    """
+    done: dict[int, set[str]] = {}
+    for index, message in enumerate(items):
+        if message.delivered_for is None or message.parent_queue_id is None:
+            continue
+        rows = await conn.execute_fetchall(
+            "SELECT d.id, d.recipients, d.state FROM deliveries d"
+            " WHERE d.message_id = (SELECT max(id) FROM messages WHERE queue_id = ?)"
+            " AND d.domain = ? ORDER BY d.state NOT IN ('queued', 'deferred'), d.id LIMIT 1",
+            (message.parent_queue_id, message.delivered_for),
+        )
+        if not rows:
+            continue  # not (or no longer) one of our queue's deliveries: store it as sent
+        delivery_id, recipients_text, state = next(iter(rows))
+        waiting = set(json.loads(recipients_text)) if state in NOT_DONE else set()
+        wanted = {c.mailbox for c in message.copies}
+        done[index] = wanted - waiting
+        left = [r for r in json.loads(recipients_text) if r not in wanted] if waiting else []
+        if waiting:
+            await conn.execute(
+                "UPDATE deliveries SET recipients = ?, state = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(left), state if left else DELIVERED, time.time(), delivery_id),
+            )
+    return done
+
+
+async def _ingest_many_summarized(
+    conn: aiosqlite.Connection, items: list[NewMessage], summaries: list[HeaderSummary]
+) -> list[StoredMessage]:
+    if not items:
+        return []
     mailboxes = sorted({c.mailbox for m in items for c in m.copies})
     await conn.executemany(
         "INSERT INTO mailboxes (address, domain, created_at) VALUES (?, ?, ?)"
@@ -719,8 +1040,7 @@ async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> l
     entry_rows: list[tuple[Any, ...]] = []
     hop_rows: list[tuple[Any, ...]] = []
     stored: list[StoredMessage] = []
-    for message in items:
-        summary = summarize(message.raw)
+    for message, summary in zip(items, summaries, strict=True):
         message_id = next_message
         next_message += 1
         message_rows.append(
