@@ -32,17 +32,12 @@ from sandbox.events import (
 from sandbox.imap.message import Part, parse_message, split_header
 from sandbox.ingest import ingest
 from sandbox.store import Copy, Hop, NewMessage, SqliteStore, domain_of
+from sandbox.store.folders import NEW_UIDVALIDITY
 from sandbox.store.sqlite import delete_copies, expunged_events
 
 FolderKey = tuple[str, str]  # (mailbox address, folder name)
 Watcher = Callable[[Event], None]
 _CHUNK = 500  # ids per IN (...) query
-
-# RFC 3501 §2.3.1.1: a new folder never reuses a UIDVALIDITY (same rule as 0001's trigger).
-_NEW_UIDVALIDITY = (
-    "max(CAST(strftime('%s', 'now') AS INTEGER),"
-    " (SELECT coalesce(max(uidvalidity), 0) + 1 FROM folders))"
-)
 
 
 @dataclass(frozen=True)
@@ -259,7 +254,7 @@ class ImapBackend:
             )
             cursor = await conn.execute(
                 "INSERT INTO folders (mailbox_id, name, uidvalidity)"
-                f" SELECT id, ?, {_NEW_UIDVALIDITY} FROM mailboxes WHERE address = ?"
+                f" SELECT id, ?, {NEW_UIDVALIDITY} FROM mailboxes WHERE address = ?"
                 " ON CONFLICT (mailbox_id, name) DO NOTHING",
                 (name, address),
             )
@@ -301,7 +296,7 @@ class ImapBackend:
                 # §6.3.5: renaming INBOX moves its messages to a new folder; INBOX stays.
                 cursor = await conn.execute(
                     "INSERT INTO folders (mailbox_id, name, uidvalidity, uidnext)"
-                    f" SELECT mailbox_id, ?, {_NEW_UIDVALIDITY}, uidnext FROM folders"
+                    f" SELECT mailbox_id, ?, {NEW_UIDVALIDITY}, uidnext FROM folders"
                     " WHERE id = ?",
                     (new_name, folder.id),
                 )

@@ -55,6 +55,7 @@ from sandbox.events import (
 from sandbox.mime import HeaderSummary, summarize
 from sandbox.store import changes
 from sandbox.store.feed import ChangeFeed
+from sandbox.store.folders import NEW_UIDVALIDITY
 from sandbox.store.models import (
     DEFERRED,
     DELIVERED,
@@ -1012,8 +1013,7 @@ async def _ingest_many_summarized(
     if extra_folders:
         await conn.executemany(
             "INSERT INTO folders (mailbox_id, name, uidvalidity)"
-            " SELECT id, ?, max(CAST(strftime('%s', 'now') AS INTEGER),"
-            " (SELECT coalesce(max(uidvalidity), 0) + 1 FROM folders))"
+            f" SELECT id, ?, {NEW_UIDVALIDITY}"
             " FROM mailboxes WHERE address = ? ON CONFLICT (mailbox_id, name) DO NOTHING",
             [(folder, mailbox) for mailbox, folder in sorted(extra_folders)],
         )
