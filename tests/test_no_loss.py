@@ -21,6 +21,7 @@ from sandbox.config import load_config
 from sandbox.runtime import Runtime
 from sandbox.store import DEFERRED, Delivery
 from sandbox.testing import Sandbox
+from tests.test_change_feed import RawImap, expunged
 
 LARRY = "larry@beta.test"
 HELD = "ext@real.example"  # not a sandbox domain: kept in its local mailbox, held
@@ -161,3 +162,27 @@ def test_clear_with_queue_drops_the_waiting_deliveries(sandbox: Sandbox) -> None
 
     assert sandbox.call(clear_all) == 1
     assert pending(sandbox) == []
+
+
+def test_retention_in_the_same_process_reaches_an_idle_session() -> None:
+    """MessagesPruned carries a count only: the session rereads its folder (§7.4.1)."""
+    base = load_config(env={}, flags={"data": ":memory:"})
+    retention = replace(base.retention, max_messages=1, grace=0.0, interval=3600.0)
+    with Sandbox(config=replace(base, retention=retention)) as sandbox:
+        for subject in ("old", "new"):
+            submit(sandbox, "app@real.example", [HELD], subject)
+        idler = RawImap(sandbox.imap_address[1])
+        try:
+            idler.command(f"LOGIN {HELD} x")
+            untagged, _ = idler.command("SELECT INBOX")
+            assert b"* 2 EXISTS" in untagged
+            idler.idle()
+
+            async def prune(runtime: Runtime) -> None:
+                await runtime.prune_now()
+
+            sandbox.call(prune)
+            assert expunged(idler.until(rb"\* 1 EXPUNGE")) == [1]
+        finally:
+            idler.close()
+        assert [m.subject for m in sandbox.messages(to=HELD)] == ["new"]
