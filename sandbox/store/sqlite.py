@@ -492,12 +492,14 @@ class SqliteStore:
         next_attempt_at: float,
         last_reply: str | None,
         hops: Iterable[Hop],
+        bounce: NewMessage | None = None,
     ) -> str:
         """Record one attempt's outcome and its hops in one transaction; returns the state.
 
         Recipients an MX server of this sandbox already marked delivered (in its own
         commit, see ``NewMessage.delivered_for``) never come back into the queue, even if
-        the relay did not hear that 250: the state says what is really left.
+        the relay did not hear that 250: the state says what is really left. ``bounce``,
+        the DSN for recipients that failed, is stored in the same commit.
         """
         hops = tuple(hops)
 
@@ -534,7 +536,10 @@ class SqliteStore:
                 attempt=delivery.attempts + 1,
                 reply=last_reply or "",
             )
-            return final, (event,)
+            if bounce is None:
+                return final, (event,)
+            [stored] = await _ingest_many(conn, [bounce])
+            return final, (event, *ingest_events(bounce, stored))
 
         return await self.commit(job)
 

@@ -29,6 +29,13 @@ from sandbox.tui.queries import journal_signature
 
 POLL_SECONDS = 0.3
 STORE_CHANGED = "store.changed"  # something changed that no event names (attached mode)
+# Events that name no rows to reload (counts only, or "you may have missed changes"):
+# the UI rereads what it shows, as for STORE_CHANGED.
+_REREAD = frozenset({"messages.pruned", "store.resynced", "folder.changed"})
+
+
+def _with_reread(kinds: set[str]) -> frozenset[str]:
+    return frozenset(kinds | {STORE_CHANGED} if kinds & _REREAD else kinds)
 
 
 class Source(ABC):
@@ -119,7 +126,7 @@ class LiveSource(Source):
                 kinds = {(await subscription.get()).kind}
                 while (event := subscription.get_nowait()) is not None:
                     kinds.add(event.kind)
-                yield frozenset(kinds)
+                yield _with_reread(kinds)
         finally:
             subscription.close()
 
@@ -177,6 +184,6 @@ class AttachedSource(Source):
                         last_event = int(current[0])
                         kinds |= {str(r[0]) for r in rows} | {STORE_CHANGED}
                 if kinds:
-                    yield frozenset(kinds)
+                    yield _with_reread(kinds)
         finally:
             subscription.close()
