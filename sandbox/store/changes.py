@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from sandbox.events import Event, event_payload, is_feed_event
+
+T = TypeVar("T")
+# A change for ``SqliteStore.commit``: runs in the write transaction, returns its result
+# and the events it caused (recorded here in the same transaction, announced after).
+CommitJob = Callable[[aiosqlite.Connection], Awaitable[tuple[T, Sequence[Event]]]]
 
 # How many rows stay for processes that fall behind; one that falls further resyncs.
 KEEP_ROWS = 20_000

@@ -8,28 +8,19 @@ change announces). The IMAP backend asks for what it needs by name.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
 from sandbox.events import EntriesCopied, EntriesExpunged, Event, FlagsChanged, FolderChanged
+from sandbox.store.changes import CommitJob
 from sandbox.store.messages import delete_copies, expunged_events
 from sandbox.store.models import domain_of
+from sandbox.store.uids import NEW_UIDVALIDITY
 
-T = TypeVar("T")
-CommitJob = Callable[[aiosqlite.Connection], Awaitable[tuple[T, Sequence[Event]]]]
 _CHUNK = 500  # ids per IN (...) query
-
-# RFC 3501 §2.3.1.1: a new folder never reuses a UIDVALIDITY, even for a name used before:
-# the unix time, bumped past any value already given (0001's trigger does the same for
-# the default folders). UIDs come from folders.uidnext; 0001's entries_advance_uidnext
-# trigger moves it on as copies go in.
-NEW_UIDVALIDITY = (
-    "max(CAST(strftime('%s', 'now') AS INTEGER),"
-    " (SELECT coalesce(max(uidvalidity), 0) + 1 FROM folders))"
-)
 
 
 @dataclass(frozen=True)

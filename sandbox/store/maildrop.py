@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from sandbox.events import EntriesCopied, EntriesExpunged, Event, MessagesMoved
-from sandbox.store.folders import NEW_UIDVALIDITY
 from sandbox.store.models import INBOX, TRASH, Hop
+from sandbox.store.uids import NEW_UIDVALIDITY
 
 if TYPE_CHECKING:
     from sandbox.store.sqlite import SqliteStore

@@ -33,7 +33,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,46 +42,28 @@ import aiosqlite
 
 from sandbox.config import MEMORY
 from sandbox.events import (
-    DeliveriesQueued,
-    DeliveryAttempted,
     Event,
     EventBus,
-    FlagsChanged,
-    MessagesCleared,
-    MessagesPruned,
-    MessageStored,
 )
-from sandbox.mime import HeaderSummary, summarize
-from sandbox.store import changes
+from sandbox.store import changes, chaos, deliveries, journal, messages, retention, views
 from sandbox.store.feed import ChangeFeed
-from sandbox.store.folders import NEW_UIDVALIDITY
-from sandbox.store.messages import delete_copies, expunged_events
+from sandbox.store.messages import ingest_events, ingest_many, insert_hops
 from sandbox.store.models import (
-    DEFERRED,
-    DELIVERED,
-    INBOX,
-    NOT_DONE,
-    QUEUED,
-    SENT,
-    TRASH,
     Delivery,
     Hop,
     MessageFilter,
     MessageRecord,
     NewMessage,
-    StoredCopy,
     StoredMessage,
     domain_of,
-    normalize_address,
 )
+from sandbox.store.views import ALL
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
 MAX_BATCH = 256
-DEFAULT_FOLDERS = (INBOX, SENT, TRASH)
-ALL = MessageFilter()  # made with every mailbox by the migration's trigger
 BUSY_TIMEOUT_MS = 5_000
 LOCKED_RETRY_SECONDS = 30.0
 
@@ -380,7 +362,7 @@ class SqliteStore:
         """Insert a run of messages and their feed rows; each with the events it causes."""
         out = []
         every: list[Event] = []
-        for message, stored in zip(items, await _ingest_many(conn, items), strict=True):
+        for message, stored in zip(items, await ingest_many(conn, items), strict=True):
             events = ingest_events(message, stored)
             every += events
             out.append((stored, events))
@@ -391,7 +373,7 @@ class SqliteStore:
         hops = tuple(hops)
 
         async def job(conn: aiosqlite.Connection) -> None:
-            await _insert_hops(conn, message_id, hops)
+            await insert_hops(conn, message_id, hops)
 
         await self.write(job)
 
@@ -406,37 +388,20 @@ class SqliteStore:
     async def list_messages(
         self, flt: MessageFilter = ALL, *, limit: int | None = None
     ) -> list[MessageRecord]:
-        where, params = _filter_sql(flt)
-        sql = _RECORD_SELECT + where + " ORDER BY e.id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        rows = await self._reader.execute_fetchall(sql, params)
-        return [_record(row) for row in rows]
+        return await views.list_messages(self._reader, flt, limit=limit)
 
     async def newest_message(self, flt: MessageFilter = ALL) -> MessageRecord | None:
-        where, params = _filter_sql(flt)
-        rows = await self._reader.execute_fetchall(
-            _RECORD_SELECT + where + " ORDER BY e.id DESC LIMIT 1", params
-        )
-        return _record(next(iter(rows))) if rows else None
+        return await views.newest_message(self._reader, flt)
 
     async def last_id(self) -> int:
         """The highest message copy id ever given (ids are never reused)."""
-        rows = await self._reader.execute_fetchall(
-            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'"
-        )
-        return int(next(iter(rows))[0])
+        return await views.last_id(self._reader)
 
     async def get_message(self, entry_id: int) -> MessageRecord | None:
-        rows = await self._reader.execute_fetchall(_RECORD_SELECT + " WHERE e.id = ?", (entry_id,))
-        return _record(next(iter(rows))) if rows else None
+        return await views.get_message(self._reader, entry_id)
 
     async def raw(self, message_id: int) -> bytes | None:
-        rows = await self._reader.execute_fetchall(
-            "SELECT raw FROM messages WHERE id = ?", (message_id,)
-        )
-        return bytes(next(iter(rows))[0]) if rows else None
+        return await views.raw(self._reader, message_id)
 
     async def journey(self, message_id: int, domain: str | None = None) -> tuple[Hop, ...]:
         """The hops of a message and of the messages it was relayed from, in time order.
@@ -444,21 +409,7 @@ class SqliteStore:
         With ``domain``, an ancestor's hops about other domains' deliveries are left out:
         the copy in larry@beta.test does not need gamma.test's retries.
         """
-        rows = await self._reader.execute_fetchall(
-            "WITH RECURSIVE chain (id, depth) AS (SELECT ?, 0 UNION ALL"
-            " SELECT m.parent_id, c.depth + 1 FROM messages m JOIN chain c ON m.id = c.id"
-            " WHERE m.parent_id IS NOT NULL AND c.depth < 30)"
-            " SELECT h.step, h.outcome, h.detail, h.at, c.depth FROM hops h"
-            " JOIN chain c ON h.message_id = c.id ORDER BY h.at, h.id",
-            (message_id,),
-        )
-        hops = []
-        for step, outcome, detail_text, at, depth in rows:
-            detail = json.loads(detail_text)
-            if depth and domain is not None and detail.get("domain") not in (None, domain):
-                continue
-            hops.append(Hop(step, outcome, detail, at))
-        return tuple(hops)
+        return await views.journey(self._reader, message_id, domain)
 
     async def journey_of(self, record: MessageRecord) -> tuple[Hop, ...]:
         """The journey as this copy's mailbox saw it."""
@@ -469,35 +420,16 @@ class SqliteStore:
     async def due_deliveries(
         self, now: float, limit: int, exclude: Iterable[int] = ()
     ) -> list[Delivery]:
-        excluded = json.dumps(sorted(exclude))
-        rows = await self._reader.execute_fetchall(
-            _DELIVERY_SELECT + " WHERE d.state IN ('queued', 'deferred') AND d.next_attempt_at <= ?"
-            " AND d.id NOT IN (SELECT value FROM json_each(?))"
-            " ORDER BY d.next_attempt_at, d.id LIMIT ?",
-            (now, excluded, limit),
-        )
-        return [_delivery(row) for row in rows]
+        return await deliveries.due_deliveries(self._reader, now, limit, exclude)
 
     async def next_attempt_at(self, exclude: Iterable[int] = ()) -> float | None:
-        rows = await self._reader.execute_fetchall(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE state IN ('queued', 'deferred')"
-            " AND id NOT IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(exclude)),),
-        )
-        value = next(iter(rows))[0]
-        return float(value) if value is not None else None
+        return await deliveries.next_attempt_at(self._reader, exclude)
 
     async def pending_deliveries(self) -> list[Delivery]:
-        rows = await self._reader.execute_fetchall(
-            _DELIVERY_SELECT + " WHERE d.state IN ('queued', 'deferred') ORDER BY d.id"
-        )
-        return [_delivery(row) for row in rows]
+        return await deliveries.pending_deliveries(self._reader)
 
     async def deliveries_of(self, message_id: int) -> list[Delivery]:
-        rows = await self._reader.execute_fetchall(
-            _DELIVERY_SELECT + " WHERE d.message_id = ? ORDER BY d.id", (message_id,)
-        )
-        return [_delivery(row) for row in rows]
+        return await deliveries.deliveries_of(self._reader, message_id)
 
     async def finish_attempt(
         self,
@@ -517,117 +449,40 @@ class SqliteStore:
         the relay did not hear that 250: the state says what is really left. ``bounce``,
         the DSN for recipients that failed, is stored in the same commit.
         """
-        hops = tuple(hops)
-
-        async def job(conn: aiosqlite.Connection) -> tuple[str, tuple[Event, ...]]:
-            rows = await conn.execute_fetchall(
-                "SELECT recipients, state FROM deliveries WHERE id = ?", (delivery.id,)
+        return await self.commit(
+            deliveries.finish_attempt(
+                delivery,
+                state=state,
+                recipients=recipients,
+                next_attempt_at=next_attempt_at,
+                last_reply=last_reply,
+                hops=hops,
+                bounce=bounce,
             )
-            final = state
-            left = recipients
-            if rows:
-                current_text, current_state = next(iter(rows))
-                waiting = set(json.loads(current_text)) if current_state in NOT_DONE else set()
-                left = tuple(r for r in recipients if r in waiting)
-                if state == DEFERRED and not left:
-                    final = DELIVERED
-            await conn.execute(
-                "UPDATE deliveries SET state = ?, recipients = ?, attempts = attempts + 1,"
-                " next_attempt_at = ?, last_reply = ?, updated_at = ? WHERE id = ?",
-                (
-                    final,
-                    json.dumps(list(left)),
-                    next_attempt_at,
-                    last_reply,
-                    time.time(),
-                    delivery.id,
-                ),
-            )
-            await _insert_hops(conn, delivery.message_id, hops)
-            event = DeliveryAttempted(
-                delivery_id=delivery.id,
-                message_id=delivery.message_id,
-                domain=delivery.domain,
-                state=final,
-                attempt=delivery.attempts + 1,
-                reply=last_reply or "",
-            )
-            if bounce is None:
-                return final, (event,)
-            [stored] = await _ingest_many(conn, [bounce])
-            return final, (event, *ingest_events(bounce, stored))
-
-        return await self.commit(job)
+        )
 
     async def retry_now(self) -> int:
         """Make every delivery not yet done due at once; returns how many."""
-
-        async def job(conn: aiosqlite.Connection) -> int:
-            cur = await conn.execute(
-                "UPDATE deliveries SET next_attempt_at = ? WHERE state IN ('queued', 'deferred')",
-                (time.time(),),
-            )
-            return cur.rowcount
-
-        return await self.write(job)
+        return await self.write(deliveries.retry_now())
 
     # --- chaos settings shared with other processes ---------------------------------
 
     async def set_chaos(self, domain: str, settings: dict[str, Any] | None) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            if settings is None:
-                await conn.execute("DELETE FROM chaos WHERE domain = ?", (domain,))
-            else:
-                await conn.execute(
-                    "INSERT INTO chaos (domain, settings, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (domain) DO UPDATE SET settings = excluded.settings,"
-                    " updated_at = excluded.updated_at",
-                    (domain, json.dumps(settings), time.time()),
-                )
-
-        await self.write(job)
+        return await self.write(chaos.set_chaos(domain, settings))
 
     async def chaos(self) -> dict[str, dict[str, Any]]:
-        rows = await self._reader.execute_fetchall("SELECT domain, settings FROM chaos")
-        return {r[0]: json.loads(r[1]) for r in rows}
+        return await chaos.chaos(self._reader)
 
     async def count_messages(self) -> int:
-        rows = await self._reader.execute_fetchall("SELECT count(*) FROM entries")
-        return int(next(iter(rows))[0])
+        return await views.count_messages(self._reader)
 
     async def prune(self, *, max_messages: int, max_age: float, grace: float) -> int:
         """Delete the oldest messages beyond ``max_messages`` or older than ``max_age``
         seconds (0: no limit). Never one received in the last ``grace`` seconds, nor one
         the relay still has to deliver. Returns how many messages went."""
-        now = time.time()
-
-        async def job(conn: aiosqlite.Connection) -> tuple[int, tuple[Event, ...]]:
-            keep_after = now - grace
-            doomed: set[int] = set()
-            if max_age > 0:
-                rows = await conn.execute_fetchall(
-                    "SELECT id FROM messages WHERE received_at < ? AND received_at < ?",
-                    (now - max_age, keep_after),
-                )
-                doomed.update(int(r[0]) for r in rows)
-            if max_messages > 0:
-                rows = await conn.execute_fetchall(
-                    "SELECT id FROM messages WHERE received_at < ? AND id NOT IN"
-                    " (SELECT id FROM messages ORDER BY id DESC LIMIT ?)",
-                    (keep_after, max_messages),
-                )
-                doomed.update(int(r[0]) for r in rows)
-            if not doomed:
-                return 0, ()
-            ids = json.dumps(sorted(doomed))
-            # messages_keep_queued (0004) keeps what the relay still has to deliver.
-            cur = await conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,)
-            )
-            count = cur.rowcount
-            return count, (MessagesPruned(count=count),) if count else ()
-
-        return await self.commit(job)
+        return await self.commit(
+            retention.prune(max_messages=max_messages, max_age=max_age, grace=grace)
+        )
 
     async def clear(self, *, with_queue: bool = False) -> int:
         """Delete every message copy; mailboxes and folders stay, so UIDs keep ascending.
@@ -636,31 +491,11 @@ class SqliteStore:
         delivered, unless ``with_queue`` drops those deliveries first. Returns how many
         copies went.
         """
-
-        async def job(conn: aiosqlite.Connection) -> tuple[int, tuple[Event, ...]]:
-            async with conn.execute("SELECT count(*) FROM entries") as cur:
-                row = await cur.fetchone()
-            if with_queue:
-                await conn.execute("DELETE FROM deliveries WHERE state IN ('queued', 'deferred')")
-            await conn.execute("DELETE FROM entries")
-            # messages_keep_queued (0004) keeps the ones still queued; hops go with the rest.
-            await conn.execute("DELETE FROM messages")
-            count = int(row[0]) if row else 0
-            return count, (MessagesCleared(count=count),)
-
-        return await self.commit(job)
+        return await self.commit(messages.clear(with_queue=with_queue))
 
     async def trim_journal(self, keep: int) -> int:
         """Keep the newest ``keep`` rows of the events journal; returns how many went."""
-
-        async def job(conn: aiosqlite.Connection) -> int:
-            cur = await conn.execute(
-                "DELETE FROM events WHERE id <= (SELECT coalesce(max(id), 0) FROM events) - ?",
-                (keep,),
-            )
-            return cur.rowcount
-
-        return await self.write(job)
+        return await self.write(journal.trim_journal(keep))
 
     # --- the journal ----------------------------------------------------------------
 
@@ -685,22 +520,14 @@ class SqliteStore:
                 taken.extend(self._journal_rows)
                 self._journal_rows.clear()
                 self._journal_flush_queued = False
-            await conn.executemany("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", taken)
+            await journal.insert(conn, taken)
 
         return job
 
     async def events(
         self, *, kind: str | None = None, after_id: int = 0, limit: int = 1000
     ) -> list[tuple[int, float, str, dict[str, Any]]]:
-        sql = "SELECT id, at, kind, data FROM events WHERE id > ?"
-        params: list[Any] = [after_id]
-        if kind is not None:
-            sql += " AND kind = ?"
-            params.append(kind)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
-        rows = await self._reader.execute_fetchall(sql, params)
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return await journal.events(self._reader, kind=kind, after_id=after_id, limit=limit)
 
     # --- single copies, as the TUI changes them ---------------------------------------
 
@@ -710,14 +537,7 @@ class SqliteStore:
         """Delete these copies (``delete_copies``'s rule) and announce ``EntriesExpunged``.
 
         Returns (entry id, uid, mailbox, folder) of the copies deleted."""
-
-        async def job(
-            conn: aiosqlite.Connection,
-        ) -> tuple[list[tuple[int, int, str, str]], tuple[Event, ...]]:
-            gone = await delete_copies(conn, entry_ids)
-            return [g[:4] for g in gone], expunged_events(gone, origin)
-
-        return await self.commit(job)
+        return await self.commit(messages.delete_entries(entry_ids, origin))
 
     async def set_seen(
         self, entry_ids: Sequence[int], seen: bool, origin: str = "tui"
@@ -725,133 +545,7 @@ class SqliteStore:
         """Add or remove ``\\Seen`` (RFC 3501 §2.3.2) on these copies and announce
         ``FlagsChanged``; returns the copies that changed as (entry id, uid, mailbox,
         folder, new flags)."""
-        ids = json.dumps(sorted(set(entry_ids)))
-
-        async def job(
-            conn: aiosqlite.Connection,
-        ) -> tuple[list[tuple[int, int, str, str, tuple[str, ...]]], tuple[Event, ...]]:
-            rows = await conn.execute_fetchall(
-                "SELECT e.id, e.uid, mb.address, f.name, e.flags FROM entries e"
-                " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
-                " WHERE e.id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            )
-            changed: list[tuple[int, int, str, str, tuple[str, ...]]] = []
-            for entry_id, uid, mailbox, folder, text in rows:
-                current = tuple(str(text).split())
-                has = any(f.lower() == "\\seen" for f in current)
-                if has == seen:
-                    continue
-                new = (
-                    (*current, "\\Seen")
-                    if seen
-                    else tuple(f for f in current if f.lower() != "\\seen")
-                )
-                changed.append((int(entry_id), int(uid), str(mailbox), str(folder), new))
-            await conn.executemany(
-                "UPDATE entries SET flags = ? WHERE id = ?",
-                [(" ".join(c[4]), c[0]) for c in changed],
-            )
-            by_folder: dict[tuple[str, str], list[tuple[int, int, tuple[str, ...]]]] = {}
-            for entry_id, uid, mailbox, folder, flags in changed:
-                by_folder.setdefault((mailbox, folder), []).append((entry_id, uid, flags))
-            events = tuple(
-                FlagsChanged(mailbox, folder, tuple(items), origin=origin)
-                for (mailbox, folder), items in by_folder.items()
-            )
-            return changed, events
-
-        return await self.commit(job)
-
-
-_RECORD_SELECT = (
-    "SELECT e.id, e.message_id, mb.address, f.name, e.uid, e.flags, e.held, m.header_from,"
-    " m.header_to, m.header_cc, m.subject, m.date, m.message_id, m.size, m.received_at,"
-    " m.envelope_from"
-    " FROM entries e JOIN folders f ON f.id = e.folder_id"
-    " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
-)
-
-
-_DELIVERY_SELECT = (
-    "SELECT d.id, d.message_id, d.domain, d.envelope_from, d.recipients, d.state, d.attempts,"
-    " d.next_attempt_at, d.last_reply, d.created_at, d.updated_at, m.subject"
-    " FROM deliveries d JOIN messages m ON m.id = d.message_id"
-)
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        id=row[0],
-        message_id=row[1],
-        domain=row[2],
-        envelope_from=row[3],
-        recipients=tuple(json.loads(row[4])),
-        state=row[5],
-        attempts=row[6],
-        next_attempt_at=row[7],
-        last_reply=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-        subject=row[11],
-    )
-
-
-def _record(row: Any) -> MessageRecord:
-    return MessageRecord(
-        id=row[0],
-        message_id=row[1],
-        mailbox=row[2],
-        folder=row[3],
-        uid=row[4],
-        flags=tuple(row[5].split()),
-        held=bool(row[6]),
-        from_addr=row[7],
-        to=tuple(json.loads(row[8])),
-        cc=tuple(json.loads(row[9])),
-        subject=row[10],
-        date=row[11],
-        header_message_id=row[12],
-        size=row[13],
-        received_at=row[14],
-        envelope_from=row[15],
-    )
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _filter_sql(flt: MessageFilter) -> tuple[str, list[Any]]:
-    clauses = ["e.id > ?"]
-    params: list[Any] = [flt.after_id]
-    if flt.to:
-        to = normalize_address(flt.to)
-        if "@" in to and not to.startswith("@"):
-            clauses.append("mb.address = ?")
-            params.append(to)
-        else:
-            clauses.append("mb.domain = ?")
-            params.append(to.lstrip("@"))
-    if flt.sender:
-        sender = normalize_address(flt.sender)
-        if "@" in sender and not sender.startswith("@"):
-            clauses.append("(lower(m.header_from) = ? OR lower(m.envelope_from) = ?)")
-            params += [sender, sender]
-        else:
-            pattern = "%@" + _like_escape(sender.lstrip("@"))
-            clauses.append(
-                "(lower(m.header_from) LIKE ? ESCAPE '\\'"
-                " OR lower(m.envelope_from) LIKE ? ESCAPE '\\')"
-            )
-            params += [pattern, pattern]
-    if flt.subject:
-        clauses.append("m.subject LIKE ? ESCAPE '\\'")
-        params.append("%" + _like_escape(flt.subject) + "%")
-    if flt.folder:
-        clauses.append("f.name = ?")
-        params.append(flt.folder)
-    return " WHERE " + " AND ".join(clauses), params
+        return await self.commit(messages.set_seen(entry_ids, seen, origin))
 
 
 def _runs(batch: list[_Pending]) -> list[list[_Pending]]:
@@ -865,242 +559,9 @@ def _runs(batch: list[_Pending]) -> list[list[_Pending]]:
     return runs
 
 
-def ingest_events(message: NewMessage, stored: StoredMessage) -> tuple[Event, ...]:
-    """What storing a message announces: its copies, and the deliveries it queued."""
-    events: list[Event] = []
-    if stored.copies or not stored.duplicate:
-        events.append(
-            MessageStored(
-                message_id=stored.message_id,
-                entries=tuple((c.entry_id, c.mailbox, c.folder) for c in stored.copies),
-                envelope_from=message.envelope_from,
-                subject=stored.subject,
-                source=message.source,
-            )
-        )
-    if stored.delivery_ids:
-        events.append(
-            DeliveriesQueued(message_id=stored.message_id, delivery_ids=stored.delivery_ids)
-        )
-    return tuple(events)
-
-
 def _locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "locked" in str(exc) or "busy" in str(exc)
-    )
-
-
-async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> list[StoredMessage]:
-    """Insert a run of messages with a fixed number of statements, however many there are.
-
-    Runs inside the writer's transaction (BEGIN IMMEDIATE), so nobody else can take ids
-    or UIDs between the reads here and the inserts. MIME summaries are made before the
-    first statement, so the lock is held for the inserts alone.
-    """
-    summaries = [summarize(m.raw) for m in items]
-    fulfilled = await _fulfil_deliveries(conn, items)
-    items = [
-        replace(m, copies=tuple(c for c in m.copies if c.mailbox not in fulfilled.get(i, ())))
-        if i in fulfilled
-        else m
-        for i, m in enumerate(items)
-    ]
-    duplicates = {i for i, m in enumerate(items) if i in fulfilled and not m.copies}
-    if duplicates:
-        kept = [i for i in range(len(items)) if i not in duplicates]
-        stored_kept = (
-            await _ingest_many_summarized(
-                conn, [items[i] for i in kept], [summaries[i] for i in kept]
-            )
-            if kept
-            else []
-        )
-        by_index = dict(zip(kept, stored_kept, strict=True))
-        return [
-            by_index[i]
-            if i in by_index
-            else StoredMessage(0, (), summaries[i].subject, duplicate=True)
-            for i in range(len(items))
-        ]
-    return await _ingest_many_summarized(conn, items, summaries)
-
-
-async def _fulfil_deliveries(
-    conn: aiosqlite.Connection, items: list[NewMessage]
-) -> dict[int, set[str]]:
-    """Mark the relay deliveries that messages arriving at our own MX servers fulfil.
-
-    For each such message (index in ``items``): the recipients its delivery had already
-    delivered, whose copies must not be stored again. The delivery loses the recipients
-    stored now, and is delivered once none is left, in this same commit: a crash after
-    the MX server's 250 can no longer make the relay send it again.
-    """
-    done: dict[int, set[str]] = {}
-    for index, message in enumerate(items):
-        if message.delivered_for is None or message.parent_queue_id is None:
-            continue
-        rows = await conn.execute_fetchall(
-            "SELECT d.id, d.recipients, d.state FROM deliveries d"
-            " WHERE d.message_id = (SELECT max(id) FROM messages WHERE queue_id = ?)"
-            " AND d.domain = ? ORDER BY d.state NOT IN ('queued', 'deferred'), d.id LIMIT 1",
-            (message.parent_queue_id, message.delivered_for),
-        )
-        if not rows:
-            continue  # not (or no longer) one of our queue's deliveries: store it as sent
-        delivery_id, recipients_text, state = next(iter(rows))
-        waiting = set(json.loads(recipients_text)) if state in NOT_DONE else set()
-        wanted = {c.mailbox for c in message.copies}
-        done[index] = wanted - waiting
-        left = [r for r in json.loads(recipients_text) if r not in wanted] if waiting else []
-        if waiting:
-            await conn.execute(
-                "UPDATE deliveries SET recipients = ?, state = ?, updated_at = ? WHERE id = ?",
-                (json.dumps(left), state if left else DELIVERED, time.time(), delivery_id),
-            )
-    return done
-
-
-async def _ingest_many_summarized(
-    conn: aiosqlite.Connection, items: list[NewMessage], summaries: list[HeaderSummary]
-) -> list[StoredMessage]:
-    if not items:
-        return []
-    mailboxes = sorted({c.mailbox for m in items for c in m.copies})
-    await conn.executemany(
-        "INSERT INTO mailboxes (address, domain, created_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (address) DO NOTHING",
-        [(m, domain_of(m), items[0].received_at) for m in mailboxes],
-    )
-    extra_folders = {(c.mailbox, c.folder) for m in items for c in m.copies} - {
-        (mb, name) for mb in mailboxes for name in DEFAULT_FOLDERS
-    }
-    if extra_folders:
-        await conn.executemany(
-            "INSERT INTO folders (mailbox_id, name, uidvalidity)"
-            f" SELECT id, ?, {NEW_UIDVALIDITY}"
-            " FROM mailboxes WHERE address = ? ON CONFLICT (mailbox_id, name) DO NOTHING",
-            [(folder, mailbox) for mailbox, folder in sorted(extra_folders)],
-        )
-    folder_rows = await conn.execute_fetchall(
-        "SELECT f.id, f.uidnext, m.address, f.name FROM folders f"
-        " JOIN mailboxes m ON m.id = f.mailbox_id"
-        " WHERE m.address IN (SELECT value FROM json_each(?))",
-        (json.dumps(mailboxes),),
-    )
-    folders = {(r[2], r[3]): [int(r[0]), int(r[1])] for r in folder_rows}
-    id_rows = await conn.execute_fetchall(
-        "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'messages'),"
-        " (SELECT coalesce(max(id), 0) FROM messages),"
-        " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'),"
-        " (SELECT coalesce(max(id), 0) FROM entries),"
-        " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'deliveries')"
-    )
-    ids = next(iter(id_rows))
-    next_message, next_entry = max(ids[0], ids[1]) + 1, max(ids[2], ids[3]) + 1
-    next_delivery = ids[4] + 1
-
-    message_rows: list[tuple[Any, ...]] = []
-    delivery_rows: list[tuple[Any, ...]] = []
-    entry_rows: list[tuple[Any, ...]] = []
-    hop_rows: list[tuple[Any, ...]] = []
-    stored: list[StoredMessage] = []
-    for message, summary in zip(items, summaries, strict=True):
-        message_id = next_message
-        next_message += 1
-        message_rows.append(
-            (
-                message_id,
-                message.raw,
-                len(message.raw),
-                message.envelope_from,
-                json.dumps(list(message.envelope_to)),
-                summary.from_addr,
-                json.dumps(list(summary.to)),
-                json.dumps(list(summary.cc)),
-                summary.subject,
-                summary.date,
-                summary.message_id,
-                message.received_at,
-                message.source,
-                message.queue_id,
-                message.parent_queue_id,
-            )
-        )
-        delivery_ids = []
-        for delivery in message.deliveries:
-            delivery_rows.append(
-                (
-                    next_delivery,
-                    message_id,
-                    delivery.domain,
-                    message.envelope_from,
-                    json.dumps(list(delivery.recipients)),
-                    QUEUED,
-                    message.received_at,
-                    message.received_at,
-                    message.received_at,
-                )
-            )
-            delivery_ids.append(next_delivery)
-            next_delivery += 1
-        copies = []
-        for copy in message.copies:
-            folder = folders[(copy.mailbox, copy.folder)]
-            uid = folder[1]
-            folder[1] += 1
-            entry_rows.append(
-                (
-                    next_entry,
-                    folder[0],
-                    uid,
-                    message_id,
-                    " ".join(copy.flags),
-                    int(copy.held),
-                    message.received_at,
-                )
-            )
-            copies.append(StoredCopy(next_entry, copy.mailbox, copy.folder, uid))
-            next_entry += 1
-        hop_rows += [_hop_row(message_id, hop) for hop in message.hops]
-        stored.append(
-            StoredMessage(message_id, tuple(copies), summary.subject, tuple(delivery_ids))
-        )
-
-    await conn.executemany(
-        "INSERT INTO messages (id, raw, size, envelope_from, envelope_to, header_from,"
-        " header_to, header_cc, subject, date, message_id, received_at, source, queue_id,"
-        " parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-        " (SELECT max(id) FROM messages WHERE queue_id = ?))",
-        message_rows,
-    )
-    if delivery_rows:
-        await conn.executemany(
-            "INSERT INTO deliveries (id, message_id, domain, envelope_from, recipients, state,"
-            " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            delivery_rows,
-        )
-    await conn.executemany(
-        "INSERT INTO entries (id, folder_id, uid, message_id, flags, held, added_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        entry_rows,
-    )
-    if hop_rows:
-        await conn.executemany(
-            "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-            hop_rows,
-        )
-    return stored
-
-
-def _hop_row(message_id: int, hop: Hop) -> tuple[Any, ...]:
-    return (message_id, hop.at, hop.step, hop.outcome, json.dumps(dict(hop.detail)))
-
-
-async def _insert_hops(conn: aiosqlite.Connection, message_id: int, hops: Iterable[Hop]) -> None:
-    await conn.executemany(
-        "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-        [_hop_row(message_id, hop) for hop in hops],
     )
 
 
