@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.config import load_config
 from sandbox.events import (
     EntriesExpunged,
     Event,
@@ -27,6 +28,7 @@ from sandbox.events import (
 )
 from sandbox.store import Copy, NewMessage, SqliteStore, changes
 from sandbox.testing import Sandbox
+from sandbox.tui.source import AttachedSource
 from tests.conftest import clean_env
 
 LARRY = "larry@beta.test"
@@ -173,3 +175,21 @@ async def test_journal_is_trimmed_to_its_cap(tmp_path: Path) -> None:
         assert [r[3]["n"] for r in rows] == list(range(20, 30))
     finally:
         await store.close()
+
+
+async def test_the_attached_tui_hears_another_process_change(
+    two: tuple[SqliteStore, SqliteStore], tmp_path: Path
+) -> None:
+    first, second = two
+    source = AttachedSource(load_config(env={}, flags={"data": first.path}), store=second)
+    await source.open()
+    changes_seen = source.changes()
+    try:
+        waiting = asyncio.ensure_future(anext(changes_seen))
+        await first.ingest(message("for the tui"))
+        await second.poll_changes()  # what the feed's timer does every 20 ms
+        kinds = await asyncio.wait_for(waiting, 5)
+        assert "message.stored" in kinds
+    finally:
+        await changes_seen.aclose()  # type: ignore[attr-defined]
+        await source.close()

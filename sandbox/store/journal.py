@@ -39,3 +39,14 @@ def trim_journal(keep: int) -> Callable[[aiosqlite.Connection], Awaitable[int]]:
 async def insert(conn: aiosqlite.Connection, rows: Sequence[tuple[float, str, str]]) -> None:
     """Rows of (at, kind, JSON data), buffered by the store and written a batch at a time."""
     await conn.executemany("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", rows)
+
+
+async def newest_id(conn: aiosqlite.Connection) -> int:
+    rows = await conn.execute_fetchall("SELECT coalesce(max(id), 0) FROM events")
+    return int(next(iter(rows))[0])
+
+
+async def kinds_since(conn: aiosqlite.Connection, after_id: int) -> set[str]:
+    """Which kinds of event were journaled after ``after_id`` (what to reload)."""
+    rows = await conn.execute_fetchall("SELECT DISTINCT kind FROM events WHERE id > ?", (after_id,))
+    return {str(r[0]) for r in rows}

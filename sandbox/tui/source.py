@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from sandbox.chaos import DomainChaos
 from sandbox.config import Config
 from sandbox.runtime import Runtime
-from sandbox.store import SqliteStore
+from sandbox.store import SqliteStore, journal
 from sandbox.tui.queries import journal_signature
 
 POLL_SECONDS = 0.3
@@ -161,7 +162,7 @@ class AttachedSource(Source):
     async def changes(self) -> AsyncIterator[frozenset[str]]:
         store = self.store
         subscription = store.bus.subscribe()  # the change feed: every process's changes
-        last_event = int((await store.fetchall("SELECT coalesce(max(id), 0) FROM events"))[0][0])
+        last_event = await store.read(journal.newest_id)
         signature = await journal_signature(store)
         loop = asyncio.get_running_loop()
         next_poll = loop.time() + POLL_SECONDS
@@ -178,11 +179,9 @@ class AttachedSource(Source):
                     current = await journal_signature(store)
                     if current != signature:
                         signature = current
-                        rows = await store.fetchall(
-                            "SELECT DISTINCT kind FROM events WHERE id > ?", (last_event,)
-                        )
+                        kinds |= await store.read(partial(journal.kinds_since, after_id=last_event))
+                        kinds.add(STORE_CHANGED)
                         last_event = int(current[0])
-                        kinds |= {str(r[0]) for r in rows} | {STORE_CHANGED}
                 if kinds:
                     yield _with_reread(kinds)
         finally:
