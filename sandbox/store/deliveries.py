@@ -14,7 +14,7 @@ from sandbox.events import (
     Event,
 )
 from sandbox.store.changes import CommitJob
-from sandbox.store.messages import ingest_events, ingest_many, insert_hops
+from sandbox.store.messages import ingest_events, ingest_many, insert_hops, summarized
 from sandbox.store.models import (
     DEFERRED,
     DELIVERED,
@@ -104,6 +104,8 @@ def finish_attempt(
     """
     hops = tuple(hops)
 
+    bounce_item = summarized(bounce) if bounce is not None else None
+
     async def job(conn: aiosqlite.Connection) -> tuple[str, tuple[Event, ...]]:
         rows = await conn.execute_fetchall(
             "SELECT recipients, state FROM deliveries WHERE id = ?", (delivery.id,)
@@ -137,9 +139,9 @@ def finish_attempt(
             attempt=delivery.attempts + 1,
             reply=last_reply or "",
         )
-        if bounce is None:
+        if bounce is None or bounce_item is None:
             return final, (event,)
-        [stored] = await ingest_many(conn, [bounce])
+        [stored] = await ingest_many(conn, [bounce_item])
         return final, (event, *ingest_events(bounce, stored))
 
     return job

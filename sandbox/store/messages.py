@@ -114,14 +114,25 @@ def ingest_events(message: NewMessage, stored: StoredMessage) -> tuple[Event, ..
     return tuple(events)
 
 
-async def ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> list[StoredMessage]:
+Summarized = tuple[NewMessage, HeaderSummary]
+
+
+def summarized(message: NewMessage) -> Summarized:
+    """Parse the headers before the write transaction: the lock is held for inserts only."""
+    return message, summarize(message.raw)
+
+
+async def ingest_many(
+    conn: aiosqlite.Connection, summarized_items: list[Summarized]
+) -> list[StoredMessage]:
     """Insert a run of messages with a fixed number of statements, however many there are.
 
     Runs inside the writer's transaction (BEGIN IMMEDIATE), so nobody else can take ids
-    or UIDs between the reads here and the inserts. MIME summaries are made before the
-    first statement, so the lock is held for the inserts alone.
+    or UIDs between the reads here and the inserts. MIME summaries come made
+    (``summarized``), so the lock is held for the inserts alone.
     """
-    summaries = [summarize(m.raw) for m in items]
+    items = [m for m, _ in summarized_items]
+    summaries = [s for _, s in summarized_items]
     fulfilled = await fulfil_deliveries(conn, items)
     items = [
         replace(m, copies=tuple(c for c in m.copies if c.mailbox not in fulfilled.get(i, ())))

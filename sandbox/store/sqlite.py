@@ -47,7 +47,7 @@ from sandbox.events import (
 )
 from sandbox.store import changes, chaos, deliveries, journal, messages, retention, views
 from sandbox.store.feed import ChangeFeed
-from sandbox.store.messages import ingest_events, ingest_many, insert_hops
+from sandbox.store.messages import Summarized, ingest_events, ingest_many, insert_hops, summarized
 from sandbox.store.models import (
     Delivery,
     Hop,
@@ -76,7 +76,7 @@ class StoreError(RuntimeError):
 class _Pending:
     job: Job
     future: asyncio.Future[Any] | None
-    ingest: NewMessage | None = None  # set for messages, so a run of them is one batch
+    ingest: Summarized | None = None  # set for messages, so a run of them is one batch
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -345,24 +345,25 @@ class SqliteStore:
         future: asyncio.Future[tuple[StoredMessage, tuple[Event, ...]]] = (
             asyncio.get_running_loop().create_future()
         )
-        self._queue.put_nowait(_Pending(self._ingest_job(message), future, message))
+        item = summarized(message)  # parsed here, outside the write transaction
+        self._queue.put_nowait(_Pending(self._ingest_job(item), future, item))
         stored, events = await future
         self.announce(events)
         return stored
 
-    def _ingest_job(self, message: NewMessage) -> Job:
+    def _ingest_job(self, message: Summarized) -> Job:
         async def job(conn: aiosqlite.Connection) -> tuple[StoredMessage, tuple[Event, ...]]:
             return (await self._ingest_run(conn, [message]))[0]
 
         return job
 
     async def _ingest_run(
-        self, conn: aiosqlite.Connection, items: list[NewMessage]
+        self, conn: aiosqlite.Connection, items: list[Summarized]
     ) -> list[tuple[StoredMessage, tuple[Event, ...]]]:
         """Insert a run of messages and their feed rows; each with the events it causes."""
         out = []
         every: list[Event] = []
-        for message, stored in zip(items, await ingest_many(conn, items), strict=True):
+        for (message, _), stored in zip(items, await ingest_many(conn, items), strict=True):
             events = ingest_events(message, stored)
             every += events
             out.append((stored, events))
