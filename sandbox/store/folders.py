@@ -8,6 +8,7 @@ change announces). The IMAP backend asks for what it needs by name.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -325,6 +326,46 @@ def update_flags(
     return job
 
 
+async def place_copies(
+    conn: aiosqlite.Connection, copies: Sequence[tuple[int, int, str, int, float, int]]
+) -> list[tuple[int, int, int]]:
+    """New copies of existing messages: the one way a copy enters a folder after ingest.
+
+    ``copies``: (source entry id, message id, flags, held, added at, target folder id), in
+    order. Each target folder's new UIDs ascend from its uidnext in that order (RFC 3501
+    §2.3.1.1; 0001's trigger moves uidnext on). A move is this and then ``delete_copies``
+    of the sources, in the same transaction. Returns (source entry id, new entry id, new
+    uid) of each.
+    """
+    if not copies:
+        return []
+    targets = sorted({c[5] for c in copies})
+    rows = await conn.execute_fetchall(
+        "SELECT id, uidnext FROM folders WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(targets),),
+    )
+    uidnext = {int(r[0]): int(r[1]) for r in rows}
+    seq_rows = await conn.execute_fetchall(
+        "SELECT max((SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'),"
+        " (SELECT coalesce(max(id), 0) FROM entries))"
+    )
+    next_entry = int(next(iter(seq_rows))[0]) + 1
+    inserts: list[tuple[Any, ...]] = []
+    placed: list[tuple[int, int, int]] = []
+    for source_id, message_id, flags, held, added_at, target in copies:
+        uid = uidnext[target]
+        uidnext[target] = uid + 1
+        inserts.append((next_entry, target, uid, message_id, flags, held, added_at))
+        placed.append((source_id, next_entry, uid))
+        next_entry += 1
+    await conn.executemany(
+        "INSERT INTO entries (id, folder_id, uid, message_id, flags, held, added_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        inserts,
+    )
+    return placed
+
+
 def copy(
     source: Folder, entries: Sequence[Entry], target: Folder, *, move: bool, origin: str
 ) -> CommitJob[tuple[int, list[tuple[int, int, int, int]]]]:
@@ -337,12 +378,12 @@ def copy(
     ) -> tuple[tuple[int, list[tuple[int, int, int, int]]], tuple[Event, ...]]:
         rows = list(
             await conn.execute_fetchall(
-                "SELECT uidvalidity, uidnext FROM folders WHERE id = ?", (target.id,)
+                "SELECT uidvalidity FROM folders WHERE id = ?", (target.id,)
             )
         )
         if not rows:
             raise LookupError(target.name)
-        uidvalidity, uidnext = int(rows[0][0]), int(rows[0][1])
+        uidvalidity = int(rows[0][0])
         present: dict[int, tuple[int, str, int]] = {}
         for chunk in chunks([e.entry_id for e in entries]):
             found = await conn.execute_fetchall(
@@ -352,30 +393,19 @@ def copy(
             )
             for r in found:
                 present[int(r[0])] = (int(r[1]), str(r[2]), int(r[3]))
-        inserts = []
-        pairs: list[tuple[int, int, int, int]] = []  # old uid, new uid, message, old entry
-        for entry in entries:
-            if entry.entry_id not in present:
-                continue
-            message_id, flags, held = present[entry.entry_id]
-            inserts.append((target.id, uidnext, message_id, flags, held))
-            pairs.append((entry.uid, uidnext, message_id, entry.entry_id))
-            uidnext += 1
-        await conn.executemany(
-            "INSERT INTO entries (folder_id, uid, message_id, flags, held, added_at)"
-            " VALUES (?, ?, ?, ?, ?, strftime('%s', 'now'))",
-            inserts,
+        now = time.time()
+        wanted = [e for e in entries if e.entry_id in present]
+        placed = await place_copies(
+            conn, [(e.entry_id, *present[e.entry_id], now, target.id) for e in wanted]
         )
+        # (old uid, new uid, message id, new entry id)
+        pairs = [
+            (e.uid, uid, present[e.entry_id][0], new_id)
+            for e, (_, new_id, uid) in zip(wanted, placed, strict=True)
+        ]
         deleted: list[tuple[int, int, str, str, int]] = []
         if move:
-            deleted = await delete_copies(conn, [p[3] for p in pairs], source.id)
-        if pairs:
-            new_rows = await conn.execute_fetchall(
-                "SELECT uid, id FROM entries WHERE folder_id = ? AND uid BETWEEN ? AND ?",
-                (target.id, pairs[0][1], pairs[-1][1]),
-            )
-            ids = {int(r[0]): int(r[1]) for r in new_rows}
-            pairs = [(old, new, mid, ids[new]) for old, new, mid, _ in pairs]
+            deleted = await delete_copies(conn, [e.entry_id for e in wanted], source.id)
         events: list[Event] = []
         if pairs:
             copied = tuple((p[3], p[1], p[2]) for p in pairs)

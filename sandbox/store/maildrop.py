@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from sandbox.events import EntriesCopied, EntriesExpunged, Event, MessagesMoved
+from sandbox.store.folders import place_copies
+from sandbox.store.messages import delete_copies
 from sandbox.store.models import INBOX, TRASH, Hop
 from sandbox.store.uids import NEW_UIDVALIDITY
 
@@ -185,35 +187,21 @@ async def _move_to_trash(conn: aiosqlite.Connection, entry_ids: list[int]) -> li
         [(mid, TRASH) for mid in mailbox_ids],
     )
     trash_rows = await conn.execute_fetchall(
-        "SELECT mailbox_id, id, uidnext FROM folders"
+        "SELECT mailbox_id, id FROM folders"
         " WHERE name = ? AND mailbox_id IN (SELECT value FROM json_each(?))",
         (TRASH, json.dumps(mailbox_ids)),
     )
-    trash = {int(r[0]): [int(r[1]), int(r[2])] for r in trash_rows}
-    seq_rows = await conn.execute_fetchall(
-        "SELECT max((SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'),"
-        " (SELECT coalesce(max(id), 0) FROM entries))"
+    trash = {int(r[0]): int(r[1]) for r in trash_rows}
+    placed = await place_copies(
+        conn,
+        [
+            (int(r[0]), int(r[1]), str(r[2]), int(r[3]), float(r[4]), trash[int(r[5])])
+            for r in found
+        ],
     )
-    next_entry = int(next(iter(seq_rows))[0]) + 1
-    inserts: list[tuple[Any, ...]] = []
-    moves: list[Move] = []
-    for old_id, message_id, flags, held, added_at, mailbox_id, address, old_uid in found:
-        folder = trash[int(mailbox_id)]
-        # RFC 3501 §2.3.1.1: a new UID in the destination, from its uidnext; the
-        # entries_advance_uidnext trigger moves uidnext on as each row goes in.
-        inserts.append((next_entry, folder[0], folder[1], message_id, flags, held, added_at))
-        moves.append(
-            Move(int(old_id), next_entry, str(address), int(message_id), int(old_uid), folder[1])
-        )
-        folder[1] += 1
-        next_entry += 1
-    await conn.executemany(
-        "INSERT INTO entries (id, folder_id, uid, message_id, flags, held, added_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        inserts,
-    )
-    await conn.execute(
-        "DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?))",
-        (json.dumps([m.old_id for m in moves]),),
-    )
+    moves = [
+        Move(int(r[0]), new_id, str(r[6]), int(r[1]), int(r[7]), uid)
+        for r, (_, new_id, uid) in zip(found, placed, strict=True)
+    ]
+    await delete_copies(conn, [m.old_id for m in moves])
     return moves
