@@ -7,6 +7,7 @@ connections and its own bus); tests/test_change_feed.py does it with real proces
 from __future__ import annotations
 
 import asyncio
+import signal
 import smtplib
 import sqlite3
 import subprocess
@@ -193,3 +194,29 @@ async def test_the_attached_tui_hears_another_process_change(
     finally:
         await changes_seen.aclose()  # type: ignore[attr-defined]
         await source.close()
+
+
+async def test_a_writer_killed_mid_transaction_announces_nothing(
+    two: tuple[SqliteStore, SqliteStore],
+) -> None:
+    """A change and its feed row commit together: a writer killed before COMMIT leaves
+    neither, and the feed carries on with the next real change."""
+    first, second = two
+    there = record(second)
+    script = (
+        "import os, signal, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "conn.execute('BEGIN IMMEDIATE')\n"
+        'conn.execute("INSERT INTO changes (origin, at, kind, payload)'
+        " VALUES ('killed', 0, 'messages.cleared', '{\\\"count\\\": 9}')\")\n"
+        "conn.execute('DELETE FROM entries')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, first.path, env=clean_env()
+    )
+    assert await asyncio.wait_for(killed.wait(), 30) == -signal.SIGKILL
+    assert await second.poll_changes() == 0
+    await first.ingest(message("after the kill"))
+    assert await second.poll_changes() == 1
+    assert [type(e) for e in there] == [MessageStored]
