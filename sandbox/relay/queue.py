@@ -24,9 +24,8 @@ from collections.abc import Callable
 import dns.asyncresolver
 
 from sandbox.config import Config
-from sandbox.events import DeliveriesQueued, DeliveryAttempted, Event, EventBus
+from sandbox.events import DeliveriesQueued, Event, EventBus
 from sandbox.headers import return_path
-from sandbox.ingest import ingest
 from sandbox.mime import received_count
 from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
 from sandbox.relay.dsn import build_dsn, reports_due
@@ -246,25 +245,8 @@ class Relay:
         if deferred:
             summary["retry_in_seconds"] = round(next_at - now, 3)
         all_hops = [*hops, *attempt.hops, Hop("relay", state, summary)]
-        await self.store.finish_attempt(
-            delivery,
-            state=state,
-            recipients=deferred,
-            next_attempt_at=next_at,
-            last_reply=attempt.reply,
-            hops=all_hops,
-        )
-        self.bus.publish(
-            DeliveryAttempted(
-                delivery_id=delivery.id,
-                message_id=delivery.message_id,
-                domain=delivery.domain,
-                state=state,
-                attempt=number,
-                reply=attempt.reply,
-            )
-        )
         dsn = await dsn_store.of_delivery(self.store, delivery.id)
+        reports: list[NewMessage] = []
         for action, entries in reports_due(
             dsn,
             delivered=attempt.delivered,
@@ -272,11 +254,26 @@ class Relay:
             first_deferral=deferred if number == 1 else (),
             bounced=bounced,
         ):
-            await self._bounce(delivery, entries, attempt.remote, raw, action=action, params=dsn)
+            report, report_hops = self._bounce(
+                delivery, entries, attempt.remote, raw, action=action, params=dsn
+            )
+            reports += [report] if report is not None else []
+            all_hops += report_hops
+        # One commit for the outcome and the reports it owes (a crash loses neither),
+        # then DeliveryAttempted and the reports' own events are announced.
+        await self.store.finish_attempt(
+            delivery,
+            state=state,
+            recipients=deferred,
+            next_attempt_at=next_at,
+            last_reply=attempt.reply,
+            hops=all_hops,
+            reports=reports,
+        )
 
     # --- bounces ----------------------------------------------------------------------
 
-    async def _bounce(
+    def _bounce(
         self,
         delivery: Delivery,
         failures: list[tuple[str, str]],
@@ -284,27 +281,15 @@ class Relay:
         raw: bytes | None,
         action: str = "failed",
         params: DeliveryDsn | None = None,
-    ) -> None:
-        """Send the sender an RFC 3464 report: a bounce, or a delay or success report."""
+    ) -> tuple[NewMessage | None, list[Hop]]:
+        """The RFC 3464 report to store (bounce, delay or success) and the hops it adds."""
         params = params or DeliveryDsn()
         step = "bounce" if action == "failed" else "report"
         sender = delivery.envelope_from
         if not sender:
             # RFC 5321 §4.5.5 and RFC 3464: a bounce is never bounced (no mail loops).
-            await self.store.add_hops(
-                delivery.message_id,
-                [
-                    Hop(
-                        "bounce",
-                        "not sent",
-                        {
-                            "domain": delivery.domain,
-                            "reason": "the failed message was itself a bounce",
-                        },
-                    )
-                ],
-            )
-            return
+            reason = "the failed message was itself a bounce"
+            return None, [Hop("bounce", "not sent", {"domain": delivery.domain, "reason": reason})]
         reporting = self.config.smtp.hostname
         queue_id = secrets.token_hex(6)
         dsn = build_dsn(
@@ -348,30 +333,18 @@ class Relay:
                     },
                 )
             )
-        await ingest(
-            self.store,
-            self.bus,
-            NewMessage(
-                raw=raw_dsn if fake else return_path("") + raw_dsn,  # held: final delivery
-                envelope_from="",
-                envelope_to=(sender,),
-                source="relay",
-                copies=() if fake else (Copy(sender, INBOX, held=True),),
-                hops=tuple(hops),
-                queue_id=queue_id,
-                deliveries=(NewDelivery(sender_domain, (sender,)),) if fake else (),
-            ),
+        message = NewMessage(
+            raw=raw_dsn if fake else return_path("") + raw_dsn,  # held: final delivery
+            envelope_from="",
+            envelope_to=(sender,),
+            source="relay",
+            copies=() if fake else (Copy(sender, INBOX, held=True),),
+            hops=tuple(hops),
+            queue_id=queue_id,
+            deliveries=(NewDelivery(sender_domain, (sender,)),) if fake else (),
         )
-        await self.store.add_hops(
-            delivery.message_id,
-            [
-                Hop(
-                    step,
-                    "sent",
-                    {"domain": delivery.domain, "to": sender, "queue_id": queue_id},
-                )
-            ],
-        )
+        sent = Hop(step, "sent", {"domain": delivery.domain, "to": sender, "queue_id": queue_id})
+        return message, [sent]
 
     # --- who we are on the wire -------------------------------------------------------
 

@@ -208,10 +208,10 @@ class BaseHandler(ABC):
             parts.append((return_path(sender) + raw, final, ()))
         if onward or plan.deliveries or not final:
             parts.append((raw, onward, _with_dsn(plan.deliveries, envelope)))
+        parent = self.trace_parent(content)
         for data, copies, deliveries in parts:  # the relayed part last: it owns the queue id
             await ingest(
                 self.store,
-                self.bus,
                 NewMessage(
                     raw=data,
                     envelope_from=sender,
@@ -220,8 +220,11 @@ class BaseHandler(ABC):
                     copies=copies,
                     hops=(arrival, *screened.hops, *plan.hops),
                     queue_id=queue_id,
-                    parent_queue_id=self.trace_parent(content),
+                    parent_queue_id=parent,
                     deliveries=deliveries,
+                    # Exactly once: the relay's delivery is marked in the commit that
+                    # stores the final copies.
+                    delivered_for=self.relay_domain if parent and copies is final else None,
                 ),
             )
         return f"250 2.0.0 OK: queued as {queue_id}"
@@ -237,6 +240,9 @@ class BaseHandler(ABC):
             cached = (await self.reverse_lookup(address)) or ""
             session.sandbox_reverse_name = cached  # type: ignore[attr-defined]
         return cached or None
+
+    # The domain whose relay deliveries this server fulfils (an MX server's own).
+    relay_domain: str | None = None
 
     def trace_parent(self, content: bytes) -> str | None:
         """The queue id this message continues, if it was relayed to us by the sandbox."""
@@ -324,6 +330,7 @@ class MxHandler(BaseHandler):
     ) -> None:
         super().__init__(config, store, bus, hostname, reverse_lookup)
         self.domain = domain
+        self.relay_domain = domain
         self.server_name = f"mx:{domain}"
         self.chaos = chaos or ChaosBoard()
 
