@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
-from email.message import Message as EmailPart
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -35,7 +34,7 @@ from sandbox.chaos import DnsFaultSetting, DomainChaos, MxFault, dns_fault
 from sandbox.config import MEMORY, Config, load_config
 from sandbox.events import MessageStored
 from sandbox.links import links_in
-from sandbox.mime import decoded_text, parse
+from sandbox.mime import Attachment, message_parts, parse
 from sandbox.runtime import Endpoints, Runtime
 from sandbox.store import INBOX, Hop, MessageFilter, MessageRecord, SqliteStore
 
@@ -61,13 +60,6 @@ _PORT_SECTIONS = ("smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns", "mx"
 
 
 # --- messages as a test sees them -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str | None
-    content_type: str
-    data: bytes
 
 
 class Headers(Mapping[str, str]):
@@ -142,7 +134,7 @@ class Message:
     @classmethod
     def build(cls, record: MessageRecord, raw: bytes, journey: tuple[Hop, ...]) -> Message:
         parsed = parse(raw)
-        text, html, attachments = _parts(parsed)
+        text, html, attachments = message_parts(parsed)
         return cls(
             id=record.id,
             mailbox=record.mailbox,
@@ -177,45 +169,6 @@ class Message:
             f"#{self.id} {self.mailbox}/{self.folder} from {self.sender or '<>'}"
             f" {self.subject or '(no subject)'!r}{held}"
         )
-
-
-def _parts(message: EmailMessage) -> tuple[str | None, str | None, tuple[Attachment, ...]]:
-    text: str | None = None
-    html: str | None = None
-    attachments: list[Attachment] = []
-    for part in message.walk():
-        if part is not message and part.get_content_type() == "message/rfc822":
-            attachments.append(_attachment(part))
-            continue
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        is_attachment = part.get_content_disposition() == "attachment" or (
-            part.get_filename() is not None and not ctype.startswith("text/")
-        )
-        if is_attachment:
-            attachments.append(_attachment(part))
-        elif ctype == "text/plain" and text is None:
-            text = _newlines(decoded_text(part))
-        elif ctype == "text/html" and html is None:
-            html = _newlines(decoded_text(part))
-    return text, html, tuple(attachments)
-
-
-def _newlines(text: str) -> str:
-    """SMTP carries CRLF; Python code compares with "\\n"."""
-    return text.replace("\r\n", "\n")
-
-
-def _attachment(part: EmailPart) -> Attachment:
-    if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        first = inner[0] if isinstance(inner, list) and inner else None
-        data = first.as_bytes() if isinstance(first, EmailPart) else b""
-    else:
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-    return Attachment(part.get_filename(), part.get_content_type(), data)
 
 
 def _header_fields(message: EmailMessage) -> list[tuple[str, str]]:
