@@ -10,7 +10,7 @@ import dns.query
 import dns.rcode
 
 from sandbox.config import load_config
-from tests.conftest import ServeProcess, cli, require_binary
+from tests.conftest import PORT0, ServeProcess, cli, require_binary
 from tests.helpers import ThreadedSandbox
 
 
@@ -68,7 +68,7 @@ mx = []
 dns_fault = { mode = "servfail" }
 """
     )
-    flags = {"data": str(tmp_path / "d.sqlite3"), "smtp.port": 0, "mx.port": 0, "dns.port": 0}
+    flags = {"data": str(tmp_path / "d.sqlite3"), **PORT0}
     config = load_config(config_file=str(path), env={}, flags=flags)
     with ThreadedSandbox(config) as sandbox:
         assert sorted(answers(ask(sandbox, "alpha.test", "MX"))) == [
