@@ -100,7 +100,8 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("enter", "open the message (marks it read)"),
             ("/", "search: from:A to:B subject:S and any text (body: raw source)"),
-            ("escape", "in search: clear it"),
+            ("escape", "end the search (in the search bar or on the list)"),
+            ("home, end", "newest, oldest message"),
             ("m", "mark read / unread (IMAP clients see it)"),
             ("d, delete", "delete the message"),
             ("R", "resend it through the submission server"),
@@ -125,7 +126,8 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         "Message view",
         (
             ("1…7", "Text, HTML, Headers, Parts, Raw, Journey, Links"),
-            ("s", "save the highlighted part (Parts tab)"),
+            ("s", "save the highlighted part (Parts tab; asks before replacing a file)"),
+            ("o", "open the HTML in the browser (HTML tab)"),
             ("enter", "open the highlighted link in the browser (Links tab)"),
             ("m, d, R", "read/unread, delete, resend"),
             ("escape", "back"),
