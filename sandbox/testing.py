@@ -37,6 +37,7 @@ from sandbox.links import links_in
 from sandbox.mime import Attachment, message_parts, parse
 from sandbox.runtime import Endpoints, Runtime
 from sandbox.store import INBOX, Hop, MessageFilter, MessageRecord, SqliteStore
+from sandbox.store.lookup import relay_in_flight
 
 __all__ = [
     "AsyncChaos",
@@ -240,27 +241,29 @@ class _Engine:
         return await self.build(record)
 
     async def wait_for(self, flt: MessageFilter, seconds: float, new: bool) -> Message:
-        """The newest match already stored (unless ``new``), else the first to arrive.
+        """The newest match already stored (unless ``new``), else the first to arrive;
+        returned once its journey is complete for the folder it matched.
 
         Subscribing comes before looking at the store, so a message stored in between
-        is seen either way.
+        is seen either way. A relayed copy is stored by the MX server a moment before the
+        relay records its "delivered" hop; waiting for that hop means a test can assert on
+        ``message.journey`` at once.
         """
         subscription = self.runtime.bus.subscribe()
         try:
             after = await self.store.last_id()
-            if not new:
-                existing = await self.store.newest_message(flt)
-                if existing is not None:
-                    return await self.build(existing)
             async with asyncio.timeout(seconds):
-                while True:
+                record = await self.store.newest_message(flt) if not new else None
+                while record is None:
                     event = await subscription.get()
                     if isinstance(event, MessageStored) and _may_match(event, flt):
                         found = await self.store.list_messages(
                             replace(flt, after_id=after), limit=1
                         )
-                        if found:
-                            return await self.build(found[0])
+                        record = found[0] if found else None
+                while await relay_in_flight(self.store, record):
+                    await subscription.get()  # the relay's attempt events
+                return await self.build(record)
         except TimeoutError:
             raise TimeoutError(await self.timeout_message(flt, seconds)) from None
         finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from sandbox.store.models import Delivery, Hop, MessageRecord
+from sandbox.store.models import Delivery, Hop, MessageRecord, domain_of
 from sandbox.store.sqlite import SqliteStore
 
 MESSAGE_PREFIX = "m"
@@ -80,3 +80,14 @@ async def delivery_copies(store: SqliteStore, deliveries: Iterable[Delivery]) ->
     deliveries = list(deliveries)
     copies = await first_copies(store, (d.message_id for d in deliveries))
     return {d.id: copies[d.message_id] for d in deliveries if d.message_id in copies}
+
+
+async def relay_in_flight(store: SqliteStore, record: MessageRecord) -> bool:
+    """True while the delivery that brought this copy is not yet marked done: the MX
+    server stores the copy, then the relay records its reply (the last hop)."""
+    rows = await store.fetchall(
+        "SELECT count(*) FROM messages m JOIN deliveries d ON d.message_id = m.parent_id"
+        " WHERE m.id = ? AND d.domain = ? AND d.state IN ('queued', 'deferred')",
+        (record.message_id, domain_of(record.mailbox)),
+    )
+    return bool(rows[0][0])

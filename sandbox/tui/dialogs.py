@@ -60,7 +60,11 @@ class PathPrompt(ModalScreen[str | None]):
 # The faults the chaos screen offers, as `mail-sandbox chaos` would set them.
 CHAOS_PRESETS: tuple[tuple[str, DomainChaos], ...] = (
     ("off", DomainChaos()),
-    ("greylist 5 s (451 4.7.1, then accept)", DomainChaos(MxFault("greylist", seconds=5.0))),
+    # the same default as `mail-sandbox chaos DOMAIN greylist` (MxFault.seconds)
+    (
+        f"greylist {MxFault('greylist').seconds:g} s (451 4.7.1, then accept)",
+        DomainChaos(MxFault("greylist")),
+    ),
     ("tempfail 451 at RCPT (deferred, then bounced)", DomainChaos(MxFault("tempfail"))),
     ("reject 550 at RCPT (bounce)", DomainChaos(MxFault("reject"))),
     ("reject 550 at MAIL", DomainChaos(MxFault("reject", stage="mail"))),
