@@ -24,7 +24,7 @@ async def test_an_idle_connection_is_closed_after_its_idle_time() -> None:
         async with asyncio.timeout(10):
             while True:
                 event = await subscription.get()
-                if isinstance(event, SmtpSessionEnded):
+                if isinstance(event, SmtpSessionEnded) and event.kind == "smtp.session":
                     break
         subscription.close()
         assert not client.is_connected

@@ -166,7 +166,7 @@ class DnsLogScreen(SandboxScreen):
 
 class SmtpLogScreen(SandboxScreen):
     TITLE_TEXT = "SMTP sessions: highlight one to read its transcript"
-    kinds = frozenset({"smtp.session"})
+    kinds = frozenset({"smtp.session", "smtp.progress"})
 
     def __init__(self, source: Source) -> None:
         super().__init__(source)
@@ -189,26 +189,39 @@ class SmtpLogScreen(SandboxScreen):
                 (LOG_ROWS,),
             )
             self.last_id = int(rows[0][0]) - 1 if rows[0][0] else 0
-        events = await store.events(kind="smtp.session", after_id=self.last_id, limit=LOG_ROWS)
+        # A session is logged as it opens and after each message (smtp.progress), then
+        # once more when it ends: one row per session, updated in place.
+        events = sorted(
+            await store.events(kind="smtp.session", after_id=self.last_id, limit=LOG_ROWS)
+            + await store.events(kind="smtp.progress", after_id=self.last_id, limit=LOG_ROWS)
+        )[:LOG_ROWS]
         table = self.query_one("#smtp-table", DataTable)
         if not table.columns:
-            table.add_columns("started", "server", "client", "helo", "auth", "tls", "messages")
-        for event_id, _at, _, data in events:
+            for label in ("started", "server", "client", "helo", "auth", "tls", "messages"):
+                table.add_column(label, key=label)
+        for event_id, _at, kind, data in events:
             self.last_id = event_id
-            key = str(event_id)
+            key = f"{data.get('server')} {data.get('peer')} {data.get('started_at')}"
             self.sessions[key] = data
-            table.add_row(
-                clock(float(data.get("started_at") or _at), millis=True),
-                str(data.get("server", "")),
-                str(data.get("peer", "")),
-                str(data.get("helo") or ""),
-                str(data.get("auth_user") or ""),
-                "yes" if data.get("tls") else "",
-                str(data.get("messages", 0)),
-                key=key,
-            )
-        if events and table.row_count == len(events):
-            self.show_transcript(str(events[0][0]))
+            cells = {
+                "started": clock(float(data.get("started_at") or _at), millis=True),
+                "server": str(data.get("server", "")),
+                "client": str(data.get("peer", "")),
+                "helo": str(data.get("helo") or ""),
+                "auth": str(data.get("auth_user") or ""),
+                "tls": "yes" if data.get("tls") else "",
+                "messages": str(data.get("messages", 0))
+                + ("" if kind == "smtp.session" else " (open)"),
+            }
+            if key in table.rows:
+                for column, value in cells.items():
+                    table.update_cell(key, column, value)
+            else:
+                table.add_row(*cells.values(), key=key)
+        if events and table.row_count:  # the highlighted session (an open one grows)
+            current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            if current is not None:
+                self.show_transcript(str(current))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:

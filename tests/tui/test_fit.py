@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Footer, Static, TabbedContent
+from textual.widgets import DataTable, Footer, Static, TabbedContent
 
 from sandbox.config import Config
 from sandbox.endpoints import endpoints_path
 from sandbox.store import Copy, NewMessage, SqliteStore
 from sandbox.tui.app import SandboxApp, make_app
 from sandbox.tui.dialogs import ConfirmScreen, PathPrompt
+from sandbox.tui.screens import SmtpLogScreen
 from sandbox.tui.widgets import EndpointsHeader, MailboxTree, MessageList, endpoint_lines
 from tests.tui.helpers import listed, open_message, ready, until
 
@@ -228,3 +229,43 @@ async def test_palette_lists_keys_once(store: Filled) -> None:
         await ready(app, pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert titles.count("Keys") == 1
+
+
+async def test_smtp_log_shows_a_session_while_it_is_open(store: Filled) -> None:
+    _, opened, _ = store
+    session = {
+        "server": "submission",
+        "peer": "127.0.0.1:50000",
+        "helo": "app.test",
+        "auth_user": None,
+        "tls": False,
+        "messages": 0,
+        "started_at": 1704186900.0,
+        "transcript": ["S: 220 ESMTP mail-sandbox"],
+    }
+    opened.journal("smtp.progress", session)
+    app = app_for(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, SmtpLogScreen))
+        screen = app.screen
+        assert isinstance(screen, SmtpLogScreen)
+        table = screen.query_one("#smtp-table", DataTable)
+        key = "submission 127.0.0.1:50000 1704186900.0"
+
+        def messages_cell() -> str:
+            return str(table.get_cell(key, "messages")) if key in table.rows else ""
+
+        await until(pilot, lambda: messages_cell() == "0 (open)")
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.pause()
+        opened.journal(
+            "smtp.progress",
+            {**session, "messages": 1, "transcript": [*session["transcript"], "C: DATA"]},
+        )
+        await until(pilot, lambda: messages_cell() == "1 (open)")
+        assert "C: DATA" in str(screen.query_one("#transcript", Static).render())
+        opened.journal("smtp.session", {**session, "messages": 1})
+        await until(pilot, lambda: messages_cell() == "1")
+        assert [k.value for k in table.rows].count(key) == 1
