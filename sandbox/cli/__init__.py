@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from sandbox.cli.errors import USAGE, CliExit
 from sandbox.cli.options import build_config, common_options, pop_common
@@ -54,6 +55,15 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names from the table too: a Tab press imports no command."""
+        items = [
+            CompletionItem(name, help=short)
+            for name, (_, _, short) in COMMANDS.items()
+            if name.startswith(incomplete)
+        ]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The group's help lists commands from the table, importing none of them."""
