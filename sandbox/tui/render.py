@@ -128,6 +128,8 @@ def describe(hop: Hop) -> str:
         if d.get("reason"):
             parts.append(str(d["reason"]))
     elif step == "bounce":
+        if d.get("about") is not None:
+            parts.append(f"about #{d['about']}")  # the copy id (see store/lookup.py)
         if d.get("to"):
             parts.append(f"DSN to {d['to']}")
         if d.get("failed"):

@@ -11,9 +11,10 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent
 
 from sandbox.config import Config
 from sandbox.endpoints import endpoints_path
-from sandbox.store import Copy, NewMessage, SqliteStore
+from sandbox.store import Copy, Hop, NewMessage, SqliteStore
 from sandbox.tui.app import SandboxApp, make_app
 from sandbox.tui.dialogs import ConfirmScreen, PathPrompt
+from sandbox.tui.render import describe
 from sandbox.tui.screens import SmtpLogScreen
 from sandbox.tui.widgets import EndpointsHeader, MailboxTree, MessageList, endpoint_lines
 from tests.tui.helpers import listed, open_message, ready, until
@@ -269,3 +270,8 @@ async def test_smtp_log_shows_a_session_while_it_is_open(store: Filled) -> None:
         opened.journal("smtp.session", {**session, "messages": 1})
         await until(pilot, lambda: messages_cell() == "1")
         assert [k.value for k in table.rows].count(key) == 1
+
+
+def test_a_bounce_names_the_copy_it_is_about() -> None:
+    hop = Hop("bounce", "generated", {"failed": ["x@beta.test"], "about": 5, "about_message": 3})
+    assert describe(hop) == "about #5 failed: x@beta.test"
