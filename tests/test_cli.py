@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServeProcess, clean_env, cli
+from tests.conftest import FREE_PORTS, ServeProcess, clean_env, cli
 
 
 def common(proc: ServeProcess) -> list[str]:
@@ -237,12 +237,9 @@ def test_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path) ->
         "serve",
         "--data",
         str(tmp_path / "x.sqlite3"),
+        *FREE_PORTS,  # every other listener on a free port: only the SMTP port clashes
         "--smtp-port",
         str(serve_process.smtp_port),
-        "--mx-port",
-        "0",
-        "--dns-port",
-        "0",
     )
     assert result.returncode == 1
     assert "already in use" in result.stderr and "--smtp-port 0" in result.stderr

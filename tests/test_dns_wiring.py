@@ -10,7 +10,7 @@ import dns.query
 import dns.rcode
 
 from sandbox.config import load_config
-from tests.conftest import PORT0, ServeProcess, cli, require_binary
+from tests.conftest import FREE_PORTS, PORT0, ServeProcess, cli, require_binary
 from tests.helpers import ThreadedSandbox
 
 
@@ -136,10 +136,7 @@ def test_dns_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path
         "serve",
         "--data",
         str(tmp_path / "x.sqlite3"),
-        "--smtp-port",
-        "0",
-        "--mx-port",
-        "0",
+        *FREE_PORTS,  # every other listener on a free port: only the DNS port clashes
         "--dns-port",
         str(serve_process.dns_port),
     )
