@@ -34,6 +34,8 @@ def test_empty_lists_say_so_on_stderr_and_exit_0(tmp_path: Path) -> None:
     ):
         result = cli(*argv, *data)
         assert (result.returncode, result.stdout, result.stderr) == (0, "", said)
+    alone = cli("messages", "--full", *data)
+    assert alone.returncode == 2 and "--full adds the bodies to --json" in alone.stderr
 
 
 def test_full_json_and_show_carry_bodies_links_and_attachments(
