@@ -14,6 +14,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
+from sandbox import __version__
 from sandbox.cli.errors import USAGE, CliExit
 from sandbox.cli.options import build_config, common_options, pop_common
 
@@ -77,7 +78,7 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @common_options
-@click.version_option(package_name="mail-sandbox", prog_name=PROG)
+@click.version_option(__version__, prog_name=PROG)  # not importlib.metadata: 20 ms saved
 @click.pass_context
 def cli(ctx: click.Context, /, **kwargs: Any) -> None:
     """A local mail sandbox: catch-all SMTP for fake domains, stored in one SQLite file.
