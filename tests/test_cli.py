@@ -141,7 +141,10 @@ def test_wait_blocks_until_the_message_arrives(serve_process: ServeProcess) -> N
     assert cli("send", *args, "--from", "a@alpha.test", "--to", "late@beta.test").returncode == 0
     out, err = waiter.communicate(timeout=20)
     assert waiter.returncode == 0, err
-    assert json.loads(out)["mailbox"] == "late@beta.test"
+    waited = json.loads(out)
+    assert waited["mailbox"] == "late@beta.test"
+    last = waited["journey"][-1]  # the journey is whole: the relay's reply is on it
+    assert (last["step"], last["outcome"]) == ("relay", "delivered")
 
 
 def test_wait_times_out_with_exit_1(serve_process: ServeProcess) -> None:

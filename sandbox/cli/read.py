@@ -16,7 +16,7 @@ from sandbox.cli.output import attachment_lines, human_size, journey_lines, json
 from sandbox.config import Config
 from sandbox.mime import readable_text
 from sandbox.store import MessageFilter, MessageRecord, SqliteStore
-from sandbox.store.lookup import journey_with_copy_ids, parse_id, resolve
+from sandbox.store.lookup import journey_with_copy_ids, parse_id, relay_in_flight, resolve
 
 T = TypeVar("T")
 POLL_SECONDS = 0.05
@@ -204,6 +204,13 @@ def wait(
 
     async def work_and_journey(store: SqliteStore) -> tuple[MessageRecord, Any]:
         record = await work(store)
+        # As the test API's wait_for: a relayed copy is stored a moment before the relay
+        # records its "delivered" hop; the journey printed is the whole one.
+        # (Polled, as the wait itself is: the relay may run in another process.)
+        for _ in range(int(timeout / POLL_SECONDS) + 1):
+            if not await relay_in_flight(store, record):
+                break
+            await asyncio.sleep(POLL_SECONDS)
         return record, await journey_with_copy_ids(store, record)
 
     record, journey = run_with_store(config, work_and_journey)
