@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -418,6 +417,8 @@ def _read_toml(
 ) -> tuple[
     dict[str, Any], tuple[DomainConfig, ...] | None, tuple[Account, ...], tuple[RealDomain, ...]
 ]:
+    import tomllib  # here: compiling its patterns costs every CLI call that reads no file
+
     source = str(path)
     try:
         with open(path, "rb") as fh:

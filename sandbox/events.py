@@ -78,6 +78,14 @@ class SmtpSessionEnded(Event):
 
 
 @dataclass(frozen=True)
+class SmtpSessionProgress(SmtpSessionEnded):
+    """The same record while the session is still open (at the greeting and after each
+    accepted message), so the SMTP log shows a session as it happens."""
+
+    kind: str = field(init=False, default="smtp.progress")
+
+
+@dataclass(frozen=True)
 class MessagesCleared(Event):
     kind: str = field(init=False, default="messages.cleared")
     count: int

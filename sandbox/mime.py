@@ -166,19 +166,60 @@ def decoded_text(part: Message) -> str:
             return payload.decode("latin-1")
 
 
-def body_parts(raw: bytes) -> tuple[str | None, str | None]:
-    """The first inline text/plain and text/html parts, decoded."""
-    plain: str | None = None
+@dataclass(frozen=True)
+class Attachment:
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+def message_parts(
+    message: EmailMessage,
+) -> tuple[str | None, str | None, tuple[Attachment, ...]]:
+    """The first inline text/plain and text/html parts (decoded, ``\\n`` line endings)
+    and every attachment: a part marked so, a named non-text part, an attached message."""
+    text: str | None = None
     html: str | None = None
-    for part in parse(raw).walk():
-        if part.is_multipart() or part.get_content_disposition() == "attachment":
+    attachments: list[Attachment] = []
+    for part in message.walk():
+        if part is not message and part.get_content_type() == "message/rfc822":
+            attachments.append(_attachment(part))
+            continue
+        if part.is_multipart():
             continue
         ctype = part.get_content_type()
-        if ctype == "text/plain" and plain is None:
-            plain = decoded_text(part)
+        is_attachment = part.get_content_disposition() == "attachment" or (
+            part.get_filename() is not None and not ctype.startswith("text/")
+        )
+        if is_attachment:
+            attachments.append(_attachment(part))
+        elif ctype == "text/plain" and text is None:
+            text = _newlines(decoded_text(part))
         elif ctype == "text/html" and html is None:
-            html = decoded_text(part)
-    return plain, html
+            html = _newlines(decoded_text(part))
+    return text, html, tuple(attachments)
+
+
+def _newlines(text: str) -> str:
+    """SMTP carries CRLF; Python code compares with "\\n"."""
+    return text.replace("\r\n", "\n")
+
+
+def _attachment(part: Message) -> Attachment:
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload()
+        first = inner[0] if isinstance(inner, list) and inner else None
+        data = first.as_bytes() if isinstance(first, Message) else b""
+    else:
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+    return Attachment(part.get_filename(), part.get_content_type(), data)
+
+
+def body_parts(raw: bytes) -> tuple[str | None, str | None]:
+    """The first inline text/plain and text/html parts, decoded."""
+    text, html, _ = message_parts(parse(raw))
+    return text, html
 
 
 def readable_text(raw: bytes) -> str:

@@ -9,8 +9,12 @@ Installed with the package (entry point ``pytest11``: ``mail_sandbox``), it adds
 - ``@pytest.mark.mail_sandbox(domains=[...])``, ``--mail-sandbox-domains a.test,b.test``
   and the ini option ``mail_sandbox_domains`` choose the fake domains (first wins, in
   that order; the default is alpha.test, beta.test, gamma.test).
-- When a test that used the sandbox fails, its report gets a section listing every
-  stored message and every relay delivery not done yet.
+- When a test that used the sandbox fails (mail reached it during the test), its
+  report gets a section listing every stored message and every relay delivery not done
+  yet; a failure with no mail involved gets none. (A ``wait_for`` that times out says
+  the same in its own error.)
+- ``mail_sandbox_async`` needs an asyncio test runner: pytest-asyncio (``asyncio_mode =
+  "auto"``, or ``@pytest.mark.asyncio`` on the test) or anyio's plugin.
 
 The sandbox is imported and started on first use only, so a session that never asks for
 it pays nothing.
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 MARKER = "mail_sandbox"
 REPORT_SECTION = "mail-sandbox: what arrived"
 _IN_USE = pytest.StashKey["Sandbox"]()
+_LAST_ID = pytest.StashKey[int]()  # the newest copy id when the test began
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,6 +119,7 @@ def mail_sandbox(request: pytest.FixtureRequest, _mail_sandbox_pool: SandboxPool
     sandbox = _mail_sandbox_pool.get(domains_for(request.node))
     sandbox.reset()
     request.node.stash[_IN_USE] = sandbox
+    request.node.stash[_LAST_ID] = _last_id(sandbox)
     return sandbox
 
 
@@ -132,8 +138,15 @@ def pytest_runtest_makereport(
         sandbox = item.stash.get(_IN_USE, None)
         if sandbox is not None and sandbox.running:
             try:
-                text = sandbox.report()
+                used = _last_id(sandbox) > item.stash.get(_LAST_ID, 0)
+                text = sandbox.report() if used else ""
             except Exception as exc:  # the report must not hide the test's own failure
                 text = f"(could not read the sandbox: {exc!r})"
-            report.sections.append((REPORT_SECTION, text))
+            if text:
+                report.sections.append((REPORT_SECTION, text))
     return report
+
+
+def _last_id(sandbox: Sandbox) -> int:
+    """Copy ids only grow: a higher one after the test means mail arrived during it."""
+    return sandbox.call(lambda runtime: runtime.store.last_id())

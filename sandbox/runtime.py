@@ -32,6 +32,7 @@ from sandbox.auth.service import Authenticity, auth_dns_fault
 from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
+from sandbox.endpoints import remove_endpoints, write_endpoints
 from sandbox.events import DnsQueried, Event, EventBus
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
@@ -97,6 +98,7 @@ class Runtime:
         self._chaos_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
+        self._recorded: dict[str, Any] | None = None  # what the endpoints file holds
 
     @property
     def store(self) -> SqliteStore:
@@ -175,6 +177,8 @@ class Runtime:
         self.endpoints = Endpoints(
             smtp=smtp_addr, dns=dns_addr, mx=mx, data=config.data, extra=extra
         )
+        self._recorded = self.endpoints.ready()
+        write_endpoints(config.data, self._recorded)  # so commands on this data file find us
         return self.endpoints
 
     async def _start_mailbox_servers(self, server_tls: ssl.SSLContext) -> dict[str, Address]:
@@ -400,6 +404,9 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        if self._recorded is not None:
+            remove_endpoints(self.config.data, self._recorded)
+            self._recorded = None
         for server in self._servers:  # no new mail while the rest winds down
             server.close()
         for imap in self._imap_listeners:

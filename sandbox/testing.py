@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
-from email.message import Message as EmailPart
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -38,9 +37,10 @@ from sandbox.chaos import DnsFaultSetting, DomainChaos, MxFault, dns_fault
 from sandbox.config import MEMORY, Config, load_config
 from sandbox.events import MessageStored
 from sandbox.links import links_in
-from sandbox.mime import decoded_text, parse
+from sandbox.mime import Attachment, message_parts, parse
 from sandbox.runtime import Endpoints, Runtime
 from sandbox.store import INBOX, Hop, MessageFilter, MessageRecord, SqliteStore
+from sandbox.store.lookup import relay_in_flight
 
 __all__ = [
     "AsyncChaos",
@@ -64,13 +64,6 @@ _PORT_SECTIONS = ("smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns", "mx"
 
 
 # --- messages as a test sees them -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str | None
-    content_type: str
-    data: bytes
 
 
 class Headers(Mapping[str, str]):
@@ -147,7 +140,7 @@ class Message:
     @classmethod
     def build(cls, record: MessageRecord, raw: bytes, journey: tuple[Hop, ...]) -> Message:
         parsed = parse(raw)
-        text, html, attachments = _parts(parsed)
+        text, html, attachments = message_parts(parsed)
         return cls(
             id=record.id,
             mailbox=record.mailbox,
@@ -183,45 +176,6 @@ class Message:
             f"#{self.id} {self.mailbox}/{self.folder} from {self.sender or '<>'}"
             f" {self.subject or '(no subject)'!r}{held}"
         )
-
-
-def _parts(message: EmailMessage) -> tuple[str | None, str | None, tuple[Attachment, ...]]:
-    text: str | None = None
-    html: str | None = None
-    attachments: list[Attachment] = []
-    for part in message.walk():
-        if part is not message and part.get_content_type() == "message/rfc822":
-            attachments.append(_attachment(part))
-            continue
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        is_attachment = part.get_content_disposition() == "attachment" or (
-            part.get_filename() is not None and not ctype.startswith("text/")
-        )
-        if is_attachment:
-            attachments.append(_attachment(part))
-        elif ctype == "text/plain" and text is None:
-            text = _newlines(decoded_text(part))
-        elif ctype == "text/html" and html is None:
-            html = _newlines(decoded_text(part))
-    return text, html, tuple(attachments)
-
-
-def _newlines(text: str) -> str:
-    """SMTP carries CRLF; Python code compares with "\\n"."""
-    return text.replace("\r\n", "\n")
-
-
-def _attachment(part: EmailPart) -> Attachment:
-    if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        first = inner[0] if isinstance(inner, list) and inner else None
-        data = first.as_bytes() if isinstance(first, EmailPart) else b""
-    else:
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-    return Attachment(part.get_filename(), part.get_content_type(), data)
 
 
 def _header_fields(message: EmailMessage) -> list[tuple[str, str]]:
@@ -293,27 +247,29 @@ class _Engine:
         return await self.build(record)
 
     async def wait_for(self, flt: MessageFilter, seconds: float, new: bool) -> Message:
-        """The newest match already stored (unless ``new``), else the first to arrive.
+        """The newest match already stored (unless ``new``), else the first to arrive;
+        returned once its journey is complete for the folder it matched.
 
         Subscribing comes before looking at the store, so a message stored in between
-        is seen either way.
+        is seen either way. A relayed copy is stored by the MX server a moment before the
+        relay records its "delivered" hop; waiting for that hop means a test can assert on
+        ``message.journey`` at once.
         """
         subscription = self.runtime.bus.subscribe()
         try:
             after = await self.store.last_id()
-            if not new:
-                existing = await self.store.newest_message(flt)
-                if existing is not None:
-                    return await self.build(existing)
             async with asyncio.timeout(seconds):
-                while True:
+                record = await self.store.newest_message(flt) if not new else None
+                while record is None:
                     event = await subscription.get()
                     if isinstance(event, MessageStored) and _may_match(event, flt):
                         found = await self.store.list_messages(
                             replace(flt, after_id=after), limit=1
                         )
-                        if found:
-                            return await self.build(found[0])
+                        record = found[0] if found else None
+                while await relay_in_flight(self.store, record):
+                    await subscription.get()  # the relay's attempt events
+                return await self.build(record)
         except TimeoutError:
             raise TimeoutError(await self.timeout_message(flt, seconds)) from None
         finally:

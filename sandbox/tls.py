@@ -21,12 +21,13 @@ import ssl
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-
-import trustme
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from typing import TYPE_CHECKING
 
 from sandbox.config import MEMORY
+
+if TYPE_CHECKING:  # imported where used: `mail-sandbox ca` with the CA made needs neither
+    import trustme
+    from cryptography import x509
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 RENEW_BEFORE = datetime.timedelta(days=30)
@@ -111,6 +112,8 @@ class SandboxTLS:
     # --- making and checking the files -----------------------------------------------
 
     def _ensure(self) -> None:
+        import trustme
+
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             ca = self._load_ca()
@@ -130,6 +133,8 @@ class SandboxTLS:
             ) from None
 
     def _load_ca(self) -> trustme.CA | None:
+        import trustme
+
         try:
             cert = self.ca_path.read_bytes()
             key = (self.directory / CA_KEY_FILE).read_bytes()
@@ -144,6 +149,9 @@ class SandboxTLS:
             ) from None
 
     def _server_cert_fits(self, ca_pem: bytes) -> bool:
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
+
         try:
             leaf = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
             key_ok = self.key_path.stat().st_size > 0
@@ -189,6 +197,8 @@ def _canonical(identities: Iterable[str]) -> list[str]:
 
 
 def _covered(cert: x509.Certificate) -> set[str]:
+    from cryptography import x509
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

@@ -21,11 +21,8 @@ from tests.helpers import ThreadedSandbox
 DATA = Path(__file__).parent / "data"
 # Every listener of `serve` on a free port: tests never collide with each other or with
 # a sandbox the developer has running on the default ports.
-FREE_PORTS = [
-    arg
-    for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
-    for arg in (f"--{name}-port", "0")
-]
+LISTENERS = ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
+FREE_PORTS = [arg for name in LISTENERS for arg in (f"--{name}-port", "0")]
 
 
 def require_binary(name: str) -> str:
@@ -39,19 +36,15 @@ def require_binary(name: str) -> str:
     return path
 
 
+# Every listener on port 0: the suite passes beside a sandbox on the default ports.
+PORT0 = {
+    f"{name}.port": 0 for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
+}
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     """Every listener on port 0, data in the test's own folder, no environment leaking in."""
-    flags = {
-        "data": str(tmp_path / "sandbox.sqlite3"),
-        "smtp.port": 0,
-        "mx.port": 0,
-        "dns.port": 0,
-        "smtps.port": 0,
-        "pop3.port": 0,
-        "pop3s.port": 0,
-        "imap.port": 0,
-        "imaps.port": 0,
-    }
+    flags = {"data": str(tmp_path / "sandbox.sqlite3"), **PORT0}
     config = load_config(env={}, flags=flags)
     return replace(config, **overrides) if overrides else config
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServeProcess, clean_env, cli
+from tests.conftest import FREE_PORTS, ServeProcess, clean_env, cli
 
 
 def common(proc: ServeProcess) -> list[str]:
@@ -144,7 +144,10 @@ def test_wait_blocks_until_the_message_arrives(serve_process: ServeProcess) -> N
     assert cli("send", *args, "--from", "a@alpha.test", "--to", "late@beta.test").returncode == 0
     out, err = waiter.communicate(timeout=20)
     assert waiter.returncode == 0, err
-    assert json.loads(out)["mailbox"] == "late@beta.test"
+    waited = json.loads(out)
+    assert waited["mailbox"] == "late@beta.test"
+    last = waited["journey"][-1]  # the journey is whole: the relay's reply is on it
+    assert (last["step"], last["outcome"]) == ("relay", "delivered")
 
 
 def test_wait_times_out_with_exit_1(serve_process: ServeProcess) -> None:
@@ -240,12 +243,9 @@ def test_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path) ->
         "serve",
         "--data",
         str(tmp_path / "x.sqlite3"),
+        *FREE_PORTS,  # every other listener on a free port: only the SMTP port clashes
         "--smtp-port",
         str(serve_process.smtp_port),
-        "--mx-port",
-        "0",
-        "--dns-port",
-        "0",
     )
     assert result.returncode == 1
     assert "already in use" in result.stderr and "--smtp-port 0" in result.stderr

@@ -10,7 +10,7 @@ import dns.query
 import dns.rcode
 
 from sandbox.config import load_config
-from tests.conftest import ServeProcess, cli, require_binary
+from tests.conftest import FREE_PORTS, PORT0, ServeProcess, cli, require_binary
 from tests.helpers import ThreadedSandbox
 
 
@@ -68,7 +68,7 @@ mx = []
 dns_fault = { mode = "servfail" }
 """
     )
-    flags = {"data": str(tmp_path / "d.sqlite3"), "smtp.port": 0, "mx.port": 0, "dns.port": 0}
+    flags = {"data": str(tmp_path / "d.sqlite3"), **PORT0}
     config = load_config(config_file=str(path), env={}, flags=flags)
     with ThreadedSandbox(config) as sandbox:
         assert sorted(answers(ask(sandbox, "alpha.test", "MX"))) == [
@@ -168,10 +168,7 @@ def test_dns_port_in_use_is_one_line(serve_process: ServeProcess, tmp_path: Path
         "serve",
         "--data",
         str(tmp_path / "x.sqlite3"),
-        "--smtp-port",
-        "0",
-        "--mx-port",
-        "0",
+        *FREE_PORTS,  # every other listener on a free port: only the DNS port clashes
         "--dns-port",
         str(serve_process.dns_port),
     )

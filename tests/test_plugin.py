@@ -97,10 +97,21 @@ def test_fails_and_shows_what_arrived(mail_sandbox, send):
 
 def test_without_the_fixture_fails_without_a_section():
     assert False
+
+
+def test_with_the_fixture_but_no_mail_fails_without_a_section(mail_sandbox):
+    assert mail_sandbox.domains == ("nothing.test",)
+
+
+def test_journey_is_complete_when_wait_for_returns(mail_sandbox, send):
+    send(mail_sandbox, "eve@beta.test", "Journey")
+    message = mail_sandbox.wait_for(to="eve@beta.test")
+    assert message.journey[-1].step == "relay"
+    assert message.journey[-1].outcome == "delivered"
 """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=6, failed=2)
+    result.assert_outcomes(passed=7, failed=3)
     output = result.stdout.str()
     assert output.count(REPORT_SECTION) == 1
     result.stdout.fnmatch_lines(

@@ -16,7 +16,7 @@ import pytest
 from sandbox.chaos import DnsFaultSetting, DomainChaos, MxFault
 from sandbox.config import Config, load_config
 from sandbox.store import Hop, MessageRecord
-from tests.conftest import make_config
+from tests.conftest import PORT0, make_config
 from tests.helpers import ThreadedSandbox
 
 FAST = (0.2, 0.3)  # two quick retries, then give up
@@ -113,7 +113,7 @@ def test_fallback_to_the_second_mx_when_the_first_is_dead(tmp_path: Path) -> Non
         'mx = [{ host = "dead.beta.test", preference = 5, addresses = ["127.0.0.250"] },'
         ' { host = "mx.beta.test", preference = 20 }]\n'
     )
-    flags = {"data": str(tmp_path / "d.sqlite3"), "smtp.port": 0, "mx.port": 0, "dns.port": 0}
+    flags = {"data": str(tmp_path / "d.sqlite3"), **PORT0}
     with ThreadedSandbox(fast(load_config(config_file=str(path), env={}, flags=flags))) as sandbox:
         send(sandbox, "a@alpha.test", ["larry@beta.test"])
         [record] = sandbox.wait_for(to="larry@beta.test")
@@ -130,7 +130,7 @@ def test_implicit_mx_and_null_mx(tmp_path: Path) -> None:
         '[domains."alpha.test"]\n[domains."implicit.test"]\nmx = []\n'
         '[domains."nomail.test"]\nnull_mx = true\n'
     )
-    flags = {"data": str(tmp_path / "d.sqlite3"), "smtp.port": 0, "mx.port": 0, "dns.port": 0}
+    flags = {"data": str(tmp_path / "d.sqlite3"), **PORT0}
     with ThreadedSandbox(fast(load_config(config_file=str(path), env={}, flags=flags))) as sandbox:
         send(sandbox, "a@alpha.test", ["x@implicit.test"])
         [record] = sandbox.wait_for(to="x@implicit.test")
@@ -288,7 +288,7 @@ def test_restart_with_pending_deliveries_delivers_them(tmp_path: Path) -> None:
     path.write_text(
         '[domains."alpha.test"]\n[domains."beta.test"]\nchaos = { mode = "tempfail" }\n'
     )
-    flags = {"data": str(tmp_path / "sandbox.sqlite3"), "smtp.port": 0, "mx.port": 0, "dns.port": 0}
+    flags = {"data": str(tmp_path / "sandbox.sqlite3"), **PORT0}
     failing = fast(load_config(config_file=str(path), env={}, flags=flags), (0.2, 60.0))
     with ThreadedSandbox(failing) as sandbox:
         send(sandbox, "a@alpha.test", ["larry@beta.test"])
@@ -363,7 +363,7 @@ def test_relay_never_connects_outside_the_machine(tmp_path: Path) -> None:
         'mx = [{ host = "out.beta.test", preference = 5, addresses = ["192.0.2.10"] },'
         ' { host = "mx.beta.test", preference = 20 }]\n'
     )
-    flags = {"data": str(tmp_path / "sandbox.sqlite3"), "smtp.port": 0, "mx.port": 0, "dns.port": 0}
+    flags = {"data": str(tmp_path / "sandbox.sqlite3"), **PORT0}
     config = load_config(config_file=str(path), env={}, flags=flags)
     ConnectWatch.install()
     ConnectWatch.addresses.clear()

@@ -12,7 +12,7 @@ import dns.rcode
 import dns.rdatatype
 
 from sandbox.cli.errors import bad_input, failure
-from sandbox.cli.options import build_config, client_host, common_options, pop_common
+from sandbox.cli.options import build_config, common_options, pop_common, sandbox_address
 
 TIMEOUT = 2.0
 
@@ -34,7 +34,7 @@ def dns_command(ctx: click.Context, /, name: str, rdtype: str, tcp: bool, **kwar
         query = dns.message.make_query(name, qtype)
     except dns.exception.DNSException as exc:
         raise bad_input(f"{name!r} is not a DNS name: {exc}") from None
-    host, port = client_host(config), config.dns.port
+    host, port = sandbox_address(ctx, config, "dns")
     if port == 0:
         raise bad_input("--dns-port 0 means 'any free port' for serve; give the port it printed")
     try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from sandbox.config import Config, load_config
+if TYPE_CHECKING:
+    from sandbox.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +27,7 @@ _FLAG_KEYS = {
     "domains": "domains",
 }
 _PORT = click.IntRange(0, 65535)
+_GIVEN = "sandbox.flags_given"  # ctx.meta key: the configuration keys given as flags
 
 
 def common_options(func: F) -> F:
@@ -79,10 +81,37 @@ def build_config(ctx: click.Context, /, flags: dict[str, Any]) -> Config:
     """Flags given on the command win over flags given before it (``mail-sandbox --data X cmd``)."""
     merged: dict[str, Any] = dict(ctx.obj or {})
     merged.update({k: v for k, v in flags.items() if v is not None})
+    ctx.meta[_GIVEN] = frozenset(merged)
     config_file = merged.pop("config_file", None)
+    from sandbox.config import load_config  # here, so `--help` and `--version` stay instant
+
     return load_config(config_file=config_file, flags=merged)
 
 
 def client_host(config: Config) -> str:
     """Where a client reaches the sandbox: a wildcard listen address through loopback."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.host, config.host)
+
+
+def sandbox_address(ctx: click.Context, config: Config, name: str) -> tuple[str, int]:
+    """Where the ``name`` listener ("smtp", "dns") of the sandbox on ``config.data`` is.
+
+    A port given as a flag wins; then the endpoints file of the running sandbox; then,
+    for the default data file only, the configured port. A data file named with
+    ``--data`` and no sandbox running on it is an error that says so.
+    """
+    from sandbox.cli.errors import failure
+    from sandbox.endpoints import address, not_running, read_endpoints
+
+    given = ctx.meta.get(_GIVEN, frozenset())
+    configured = (client_host(config), int(getattr(config, name).port))
+    if f"{name}.port" in given:
+        return configured
+    ready = None if config.in_memory else read_endpoints(config.data)
+    if ready is not None:
+        found = address(ready, name)
+        if found is not None:
+            return found
+    if "data" in given:
+        raise failure(not_running(config.data))
+    return configured

@@ -13,10 +13,11 @@ import click
 from sandbox.auth.verdicts import verdict_lines
 from sandbox.cli.errors import bad_input, failure
 from sandbox.cli.options import build_config, common_options, pop_common
-from sandbox.cli.output import human_size, journey_lines, json_line, table
+from sandbox.cli.output import attachment_lines, human_size, journey_lines, json_line, table
 from sandbox.config import Config
 from sandbox.mime import readable_text
 from sandbox.store import MessageFilter, MessageRecord, SqliteStore
+from sandbox.store.lookup import journey_with_copy_ids, parse_id, relay_in_flight, resolve
 
 T = TypeVar("T")
 POLL_SECONDS = 0.05
@@ -44,7 +45,10 @@ def run_with_store(config: Config, work: Callable[[SqliteStore], Awaitable[T]]) 
 @click.option("--to", "to", metavar="ADDRESS", help="Delivered to this mailbox (or @domain).")
 @click.option("--from", "sender", metavar="ADDRESS", help="Sent from this address (or @domain).")
 @click.option("--subject", metavar="TEXT", help="Subject contains this text.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object a line, with the journey.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON Lines: one object a line, with the journey."
+)
+@click.option("--full", is_flag=True, help="With --json: also text, html, links, attachments.")
 @common_options
 @click.pass_context
 def messages(
@@ -54,42 +58,53 @@ def messages(
     sender: str | None,
     subject: str | None,
     as_json: bool,
+    full: bool,
     **kwargs: Any,
 ) -> None:
-    """List stored messages, oldest first: one line per copy in a mailbox folder."""
+    """List stored messages, oldest first: one line per copy in a mailbox folder.
+
+    ID is the copy's id, the one `show`, `links` and the TUI use.
+    """
     config = build_config(ctx, pop_common(kwargs))
     flt = MessageFilter(to=to, sender=sender, subject=subject)
+    if full and not as_json:
+        raise bad_input("--full adds the bodies to --json; pass both")
 
     async def work(store: SqliteStore) -> None:
         records = await store.list_messages(flt)
-        if as_json:
+        if not records:
+            click.echo(f"no messages{' ' + _describe_filter(flt) if to else ''}", err=True)
+        elif as_json:
             for record in records:
                 raw = await store.raw(record.message_id) or b""
-                click.echo(json_line(record, await store.journey_of(record), raw))
-        elif records:
+                journey = await journey_with_copy_ids(store, record)
+                click.echo(json_line(record, journey, raw, body=full))
+        else:
             click.echo(table(records))
 
     run_with_store(config, work)
 
 
 @click.command()
-@click.argument("message_id", metavar="ID", type=int)
+@click.argument("message_id", metavar="ID")
 @click.option("--raw", is_flag=True, help="Print the message exactly as stored.")
-@click.option("--json", "as_json", is_flag=True, help="Print the message JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="The message JSON, with text, html, links, attachments."
+)
 @common_options
 @click.pass_context
-def show(ctx: click.Context, /, message_id: int, raw: bool, as_json: bool, **kwargs: Any) -> None:
-    """Show one message: headers, readable text and its journey."""
+def show(ctx: click.Context, /, message_id: str, raw: bool, as_json: bool, **kwargs: Any) -> None:
+    """Show one message: headers, readable text, attachments and its journey.
+
+    ID is a copy id, as `messages` lists (`show 12`), or a message id as `queue --json`
+    gives it, written with an m (`show m7`: that message's first copy).
+    """
     config = build_config(ctx, pop_common(kwargs))
 
     async def work(store: SqliteStore) -> None:
-        record = await store.get_message(message_id)
-        if record is None:
-            raise bad_input(
-                f"no message with id {message_id}; list ids with: mail-sandbox messages"
-            )
+        record = await find_message(store, message_id)
         content = await store.raw(record.message_id) or b""
-        journey = await store.journey_of(record)
+        journey = await journey_with_copy_ids(store, record)
         if raw:
             sys.stdout.buffer.write(content)
             sys.stdout.flush()
@@ -99,6 +114,19 @@ def show(ctx: click.Context, /, message_id: int, raw: bool, as_json: bool, **kwa
             click.echo(_describe(record, content, journey))
 
     run_with_store(config, work)
+
+
+async def find_message(store: SqliteStore, text: str) -> MessageRecord:
+    """The copy ``text`` names (``12`` or ``m7``), or the CLI's exit-2 error."""
+    if parse_id(text) is None:
+        raise bad_input(
+            f"{text!r} is not a message id: give a number from `mail-sandbox messages`"
+            " (or m and the message_id from `mail-sandbox queue --json`)"
+        )
+    record = await resolve(store, text)
+    if record is None:
+        raise bad_input(f"no message with id {text}; list ids with: mail-sandbox messages")
+    return record
 
 
 def _describe(record: MessageRecord, content: bytes, journey: Any) -> str:
@@ -118,6 +146,11 @@ def _describe(record: MessageRecord, content: bytes, journey: Any) -> str:
         readable_text(content).rstrip(),
         "",
         *verdict_lines(content),
+    ]
+    attachments = attachment_lines(content)
+    if attachments:
+        lines += ["Attachments:", *attachments, ""]
+    lines += [
         "Journey:",
         *journey_lines(journey),
     ]
@@ -175,12 +208,19 @@ def wait(
 
     async def work_and_journey(store: SqliteStore) -> tuple[MessageRecord, Any, bytes]:
         record = await work(store)
+        # As the test API's wait_for: a relayed copy is stored a moment before the relay
+        # records its "delivered" hop; the journey printed is the whole one.
+        # (Polled, as the wait itself is: the relay may run in another process.)
+        for _ in range(int(timeout / POLL_SECONDS) + 1):
+            if not await relay_in_flight(store, record):
+                break
+            await asyncio.sleep(POLL_SECONDS)
         raw = await store.raw(record.message_id) or b""
-        return record, await store.journey_of(record), raw
+        return record, await journey_with_copy_ids(store, record), raw
 
     record, journey, raw = run_with_store(config, work_and_journey)
     if as_json:
-        click.echo(json_line(record, journey, raw))
+        click.echo(json_line(record, journey, raw, body=False))
     else:
         click.echo(table([record]))
 

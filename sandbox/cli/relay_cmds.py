@@ -15,8 +15,10 @@ import click
 from sandbox.chaos import AUTH_MODES, MX_MODES, STAGES, ChaosError, DomainChaos, MxFault, dns_fault
 from sandbox.cli.errors import bad_input
 from sandbox.cli.options import build_config, common_options, pop_common
+from sandbox.cli.output import queue_table
 from sandbox.cli.read import run_with_store
 from sandbox.store import Delivery, SqliteStore
+from sandbox.store.lookup import delivery_copies
 
 DNS_MODES = ("dns-servfail", "dns-timeout", "dns-nxdomain", "dns-delay")
 
@@ -30,44 +32,24 @@ def queue(ctx: click.Context, /, as_json: bool, retry_now: bool, **kwargs: Any) 
     """List relay deliveries not done yet (queued or deferred), oldest first."""
     config = build_config(ctx, pop_common(kwargs))
 
-    async def work(store: SqliteStore) -> tuple[int, list[Delivery]]:
+    async def work(store: SqliteStore) -> tuple[int, list[Delivery], dict[int, int]]:
         retried = await store.retry_now() if retry_now else 0
-        return retried, await store.pending_deliveries()
+        pending = await store.pending_deliveries()
+        return retried, pending, await delivery_copies(store, pending)
 
-    retried, pending = run_with_store(config, work)
+    retried, pending, copies = run_with_store(config, work)
     if retry_now:
         click.echo(
             f"{retried} deliver{'y' if retried == 1 else 'ies'} will be retried now", err=True
         )
-    if as_json:
+    if not pending:
+        click.echo("no deliveries waiting: every one is done", err=True)
+    elif as_json:
         for delivery in pending:
-            click.echo(json.dumps(delivery.as_json(), ensure_ascii=False))
-    elif pending:
-        click.echo(_table(pending))
-
-
-def _table(pending: list[Delivery]) -> str:
-    now = time.time()
-    rows = [("ID", "MESSAGE", "DOMAIN", "RECIPIENTS", "STATE", "TRIES", "NEXT TRY", "LAST REPLY")]
-    for d in pending:
-        wait = d.next_attempt_at - now
-        rows.append(
-            (
-                str(d.id),
-                str(d.message_id),
-                d.domain,
-                ",".join(d.recipients),
-                d.state,
-                str(d.attempts),
-                "now" if wait <= 0 else f"in {wait:.0f}s",
-                (d.last_reply or "")[:60],
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+            data = {**delivery.as_json(), "copy_id": copies.get(delivery.id)}
+            click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        click.echo(queue_table(pending, copies, time.time()))
 
 
 @click.command()

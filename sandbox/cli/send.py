@@ -14,8 +14,7 @@ from typing import Any
 import click
 
 from sandbox.cli.errors import bad_input, failure
-from sandbox.cli.options import build_config, client_host, common_options, pop_common
-from sandbox.config import Config
+from sandbox.cli.options import build_config, common_options, pop_common, sandbox_address
 
 SEND_TIMEOUT = 30.0
 
@@ -64,7 +63,7 @@ def send(
             raise bad_input(f"{address!r} is not an email address like name@alpha.test")
     text = sys.stdin.read() if body == "-" else body
     message = build_message(sender, recipients, subject, text, attachments)
-    reply = submit(config, message, sender, list(recipients))
+    reply = submit(sandbox_address(ctx, config, "smtp"), message, sender, list(recipients))
     click.echo(f"sent to {len(recipients)} recipient{'s' if len(recipients) != 1 else ''}: {reply}")
 
 
@@ -87,9 +86,11 @@ def build_message(
     return message
 
 
-def submit(config: Config, message: EmailMessage, sender: str, recipients: list[str]) -> str:
+def submit(
+    where: tuple[str, int], message: EmailMessage, sender: str, recipients: list[str]
+) -> str:
     """Send over SMTP and return the server's final reply (it names the queue id)."""
-    host, port = client_host(config), config.smtp.port
+    host, port = where
     if port == 0:
         raise bad_input("--smtp-port 0 means 'any free port' for serve; give the port it printed")
     utf8 = not all(a.isascii() for a in (sender, *recipients, str(message)))
@@ -114,8 +115,8 @@ def submit(config: Config, message: EmailMessage, sender: str, recipients: list[
         raise failure(f"the sandbox refused the message: {_smtp_error(exc)}") from None
     except OSError as exc:
         raise failure(
-            f"cannot reach the sandbox at {host}:{port} ({exc.strerror or exc}):"
-            " start it with `mail-sandbox serve`, or pass --smtp-port"
+            f"cannot reach the sandbox at {host}:{port} ({exc.strerror or exc}): it is not"
+            " running or has stopped; start it with `mail-sandbox serve`, or pass --smtp-port"
         ) from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import signal
 import sys
 from typing import Any
@@ -45,20 +46,49 @@ async def _serve(config: Config) -> None:
     endpoints = await runtime.start()
     try:
         print(endpoints.ready_line(), flush=True)
-        print(banner(endpoints), file=sys.stderr, flush=True)
+        print(banner(endpoints, config), file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         await runtime.stop()
 
 
-def banner(endpoints: Endpoints) -> str:
+def banner(endpoints: Endpoints, config: Config) -> str:
+    """What a developer needs next, with the ports and data file this sandbox really has."""
+    ready = endpoints.ready()
     host, port = endpoints.smtp
+    smtps = ready.get("smtps")
+    tls = "STARTTLS offered" + (f", SMTPS (implicit TLS) on {smtps[1]}" if smtps else "")
+    if config.accounts:
+        auth = "AUTH PLAIN/LOGIN checks the configured accounts"
+    else:
+        auth = "AUTH optional: any login and password accepted"
+    if config.tls.require_before_auth:
+        auth += " (after TLS only)"
+    target = command_target(endpoints, config)
     lines = [
-        f"mail-sandbox is running. Point your app at SMTP {host}:{port} (no TLS; any AUTH"
-        " login and password accepted).",
-        f"  DNS stub: {endpoints.dns[0]}:{endpoints.dns[1]} (try: mail-sandbox dns beta.test MX)",
+        f"mail-sandbox is running. Point your app at SMTP {host}:{port} ({tls}; {auth}).",
+        *(
+            f"  {name.upper():<5} {value[0]}:{value[1]}"
+            for name, value in ready.items()
+            if name not in ("event", "smtp", "smtps", "dns", "mx", "data")
+            and isinstance(value, list)
+            and len(value) == 2
+        ),
+        f"  DNS   {endpoints.dns[0]}:{endpoints.dns[1]} (try: mail-sandbox dns{target}"
+        f" {next(iter(endpoints.mx), 'alpha.test')} MX)",
         *(f"  MX of {d}: {h}:{p}" for d, (h, p) in endpoints.mx.items()),
         f"  data: {endpoints.data}",
-        "  List mail with `mail-sandbox messages`; stop with Ctrl-C.",
+        f"  List mail with `mail-sandbox messages{target}`; stop with Ctrl-C.",
     ]
     return "\n".join(lines)
+
+
+def command_target(endpoints: Endpoints, config: Config) -> str:
+    """The flags a command needs to reach this sandbox: --data, unless it is the default."""
+    if config.in_memory:  # nothing to read the ports from: name them
+        return f" --smtp-port {endpoints.smtp[1]} --dns-port {endpoints.dns[1]}"
+    from sandbox.config import default_data_path
+
+    if endpoints.data == default_data_path():
+        return ""
+    return f" --data {shlex.quote(endpoints.data)}"

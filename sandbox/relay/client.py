@@ -7,6 +7,7 @@ decide: 2xx delivered, 4xx deferred, 5xx bounced — per recipient after RCPT.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import ssl
@@ -75,6 +76,21 @@ class ConnectionCache:
 
     def give(self, key: Key, client: aiosmtplib.SMTP, tls: bool) -> None:
         self._idle.setdefault(key, []).append(_Idle(client, tls, time.monotonic()))
+        # An idle connection is closed when its time is up, not when next looked at: the
+        # MX server (and its SMTP log) sees the session end after idle_seconds.
+        asyncio.get_running_loop().call_later(self._idle_seconds, self._expire)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for key, entries in list(self._idle.items()):
+            keep = [e for e in entries if now - e.since < self._idle_seconds]
+            for entry in entries:
+                if entry not in keep:
+                    entry.client.close()
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
 
     def close_all(self) -> None:
         """Forget every connection (chaos changed, or the relay stops)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
-from sandbox.events import EventBus, SmtpSessionEnded
+from sandbox.events import EventBus, SmtpSessionEnded, SmtpSessionProgress
 from sandbox.smtp.commands import (
     MailParams,
     RcptParams,
@@ -164,7 +164,8 @@ class SandboxSMTP(SMTP):
 
     async def push(self, status: Any) -> None:
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
-        if not self._greeted:
+        greeting = not self._greeted
+        if greeting:
             self._greeted = True  # RFC 2034 §3: the greeting carries no enhanced code
             override = getattr(self.event_handler, "greeting_fault", None)
             fault = self._refusal or (override(self) if override is not None else None)
@@ -173,10 +174,12 @@ class SandboxSMTP(SMTP):
                 return
         elif not self._ehlo_reply:
             text = self._rewrite(text)
+        accepted = False
         if self._awaiting_data_reply and not text.startswith("354"):
             self._awaiting_data_reply = False
             if text.startswith("250"):
                 self.messages_accepted += 1
+                accepted = True
         if text.startswith("354"):
             self._awaiting_data_reply = True
         if text[:3] in _CLIENT_ERRORS and self._greeted:
@@ -186,6 +189,8 @@ class SandboxSMTP(SMTP):
                 text = "421 4.7.0 Too many errors in this session; closing, reconnect to retry"
         self.transcript.server(text)
         await super().push(text)
+        if accepted or greeting:
+            self._publish(SmtpSessionProgress, self._tls_protocol is not None)
         if text.startswith("421") and self.transport is not None:
             self.transport.close()  # RFC 5321 §3.8: 421 means the server closes the channel
 
@@ -389,7 +394,7 @@ class SandboxSMTP(SMTP):
         super().connection_lost(error)
         if not self._ended:  # aiosmtpd may call this twice when a TLS handshake fails
             self._ended = True
-            self._publish_end(self._tls_protocol is not None)
+            self._publish(SmtpSessionEnded, self._tls_protocol is not None)
 
     def hang_up(self) -> None:
         """Drop the connection now (shutdown): under STARTTLS, the TCP transport too,
@@ -399,7 +404,7 @@ class SandboxSMTP(SMTP):
             if isinstance(transport, asyncio.WriteTransport):
                 transport.abort()
 
-    def _publish_end(self, tls: bool) -> None:
+    def _publish(self, record: type[SmtpSessionEnded], tls: bool) -> None:
         session = self.session
         peer = session.peer if session is not None else None
         login = getattr(session.auth_data, "login", None) if session is not None else None
@@ -407,7 +412,7 @@ class SandboxSMTP(SMTP):
         if self.transcript.truncated:
             lines += (f"… {self.transcript.truncated} more lines not kept",)
         self._bus.publish(
-            SmtpSessionEnded(
+            record(
                 server=self._server_name,
                 peer=peer_text(peer),
                 helo=session.host_name if session is not None else None,

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 import webbrowser
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -77,15 +79,16 @@ class MainScreen(Screen[None]):
         Binding("slash", "search", "Search"),
         Binding("m", "toggle_seen", "Read/unread"),
         Binding("d,delete", "delete", "Delete"),
-        Binding("R", "resend", "Resend"),
-        Binding("x", "clear_place", "Clear"),
+        Binding("R", "resend", "Resend", show=False),  # these are in ? and the palette:
+        Binding("x", "clear_place", "Clear", show=False),  # the footer fits 80 columns
+        Binding("escape", "end_search", "End search", show=False),
         Binding("X", "clear_all", "Clear all", show=False),
     ]
 
     def compose(self) -> ComposeResult:
         yield EndpointsHeader(id="endpoints")
         with Horizontal(id="main"):
-            yield MailboxTree(id="tree")
+            yield MailboxTree(tuple(d.name for d in self.sandbox.config.domains), id="tree")
             with Vertical(id="list-pane"):
                 yield MessageList(id="messages")
                 yield SearchBar(id="search")
@@ -110,6 +113,11 @@ class MainScreen(Screen[None]):
         bar.add_class("open")
         bar.focus()
 
+    def action_end_search(self) -> None:
+        """Esc on the list ends an active search, as the help says."""
+        if self.sandbox.search:
+            self.query_one(SearchBar).action_cancel()
+
     def on_search_bar_searched(self, event: SearchBar.Searched) -> None:
         bar = self.query_one(SearchBar)
         if not event.text:
@@ -124,7 +132,7 @@ class MainScreen(Screen[None]):
         self.sandbox.show_place()
 
     def on_message_list_selected(self, event: MessageList.Selected) -> None:
-        self.app.push_screen(MessageScreen(event.row))
+        self.app.push_screen(MessageScreen(event.row, self.sandbox.source, self.sandbox))
 
     def on_message_list_loaded(self, event: MessageList.Loaded) -> None:
         self.sandbox.list_loaded(event.shown)
@@ -154,10 +162,11 @@ class MainScreen(Screen[None]):
 class SandboxApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "mail-sandbox"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-normal"), (180, "-wide")]  # noqa: RUF012
     BINDINGS = [  # noqa: RUF012
         Binding("Q", "open_screen('queue')", "Queue"),
-        Binding("D", "open_screen('dns')", "DNS log"),
-        Binding("S", "open_screen('smtp')", "SMTP log"),
+        Binding("D", "open_screen('dns')", "DNS log", show=False),
+        Binding("S", "open_screen('smtp')", "SMTP log", show=False),
         Binding("C", "open_screen('chaos')", "Chaos"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),  # what a developer tries first (ctrl+q works too)
@@ -190,6 +199,7 @@ class SandboxApp(App[None]):
         self._unread = 0
         self._shown = 0
         self._waiting = 0
+        self._endpoints: dict[str, Any] = {}
 
     def get_default_screen(self) -> Screen[Any]:
         return MainScreen()
@@ -220,7 +230,7 @@ class SandboxApp(App[None]):
             self.exit(return_code=1)
             return
         main = self.main
-        main.query_one(EndpointsHeader).show(self.source.ready(), live=self.source.live)
+        self.show_endpoints()
         main.messages.store = self.source.store
         await main.messages.load(self.current_query())
         await self.refresh_counts()
@@ -279,9 +289,18 @@ class SandboxApp(App[None]):
             self._refreshing = False
             self._schedule()
 
+    def show_endpoints(self) -> None:
+        """Attached, the serve process may stop or start again: the header follows it."""
+        self._endpoints = self.source.ready()
+        self.main.query_one(EndpointsHeader).show(
+            self._endpoints, live=self.source.live, data=self.config.data
+        )
+
     async def _tick(self) -> None:
         if not self.source.is_open:
             return
+        if self.source.ready() != self._endpoints:
+            self.show_endpoints()
         if self._counts_stale:
             await self.refresh_counts()
         await self.refresh_rate()
@@ -318,7 +337,9 @@ class SandboxApp(App[None]):
 
     def show_status(self) -> None:
         text = f"{self.place_label}: {self._total:,} message{'s' if self._total != 1 else ''}"
-        text += f" · {self._unread:,} unread in all · showing {self._shown:,}"
+        text += f" · {self._unread:,} unread in all"
+        if self._shown < self._total:  # the list pages; say how much of it is loaded
+            text += f" · showing {self._shown:,}"
         if self.search:
             text += f" · search: {self.search}"
         if self._waiting:
@@ -428,10 +449,28 @@ class SandboxApp(App[None]):
             return
         self.call_from_thread(self.notify, f"Opened {url}")
 
+    def open_html(self, html: str) -> None:
+        self._open_html(html)
+
+    @work(thread=True, group="browser")
+    def _open_html(self, html: str) -> None:
+        """A temporary file, left for the browser to read (it may load it after we return)."""
+        try:
+            with tempfile.NamedTemporaryFile(
+                "w", encoding="utf-8", suffix=".html", prefix="mail-sandbox-", delete=False
+            ) as file:
+                file.write(html)
+            url = Path(file.name).as_uri()
+            self.url_opener(url)
+        except Exception as exc:
+            self.call_from_thread(self.notify, f"Could not open the HTML: {exc}", severity="error")
+            return
+        self.call_from_thread(self.notify, f"Opened {url}")
+
     # --- screens ------------------------------------------------------------------------
 
     def action_open_screen(self, name: str) -> None:
-        screen = self.SCREENS_BY_NAME[name]()
+        screen = self.SCREENS_BY_NAME[name](self.source)
         if isinstance(self.screen, SandboxScreen | MessageScreen):
             if type(self.screen) is type(screen):
                 return
@@ -444,7 +483,9 @@ class SandboxApp(App[None]):
             self.push_screen(HelpScreen(self.config.data))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":  # ours below lists every key, as `?` does
+                yield command
         yield SystemCommand(
             "Relay queue",
             "Deliveries waiting, retry them",

@@ -60,7 +60,11 @@ class PathPrompt(ModalScreen[str | None]):
 # The faults the chaos screen offers, as `mail-sandbox chaos` would set them.
 CHAOS_PRESETS: tuple[tuple[str, DomainChaos], ...] = (
     ("off", DomainChaos()),
-    ("greylist 5 s (451 4.7.1, then accept)", DomainChaos(MxFault("greylist", seconds=5.0))),
+    # the same default as `mail-sandbox chaos DOMAIN greylist` (MxFault.seconds)
+    (
+        f"greylist {MxFault('greylist').seconds:g} s (451 4.7.1, then accept)",
+        DomainChaos(MxFault("greylist")),
+    ),
     ("tempfail 451 at RCPT (deferred, then bounced)", DomainChaos(MxFault("tempfail"))),
     ("reject 550 at RCPT (bounce)", DomainChaos(MxFault("reject"))),
     ("reject 550 at MAIL", DomainChaos(MxFault("reject", stage="mail"))),
@@ -100,7 +104,8 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("enter", "open the message (marks it read)"),
             ("/", "search: from:A to:B subject:S and any text (body: raw source)"),
-            ("escape", "in search: clear it"),
+            ("escape", "end the search (in the search bar or on the list)"),
+            ("home, end", "newest, oldest message"),
             ("m", "mark read / unread (IMAP clients see it)"),
             ("d, delete", "delete the message"),
             ("R", "resend it through the submission server"),
@@ -125,7 +130,8 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         "Message view",
         (
             ("1…7", "Text, HTML, Headers, Parts, Raw, Journey, Links"),
-            ("s", "save the highlighted part (Parts tab)"),
+            ("s", "save the highlighted part (Parts tab; asks before replacing a file)"),
+            ("o", "open the HTML in the browser (HTML tab)"),
             ("enter", "open the highlighted link in the browser (Links tab)"),
             ("m, d, R", "read/unread, delete, resend"),
             ("escape", "back"),

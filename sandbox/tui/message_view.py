@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.markup import escape
 from rich.syntax import Syntax
@@ -20,7 +20,9 @@ from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent
 
 from sandbox.auth.verdicts import verdict_lines
 from sandbox.store import Hop
-from sandbox.tui.dialogs import PathPrompt
+from sandbox.store.lookup import journey_with_copy_ids
+from sandbox.tui.actions import Actions
+from sandbox.tui.dialogs import ConfirmScreen, PathPrompt
 from sandbox.tui.queries import Row
 from sandbox.tui.render import (
     Part,
@@ -32,11 +34,10 @@ from sandbox.tui.render import (
     mime_parts,
     part_bytes,
     readable,
+    rendered_html,
     stamp,
 )
-
-if TYPE_CHECKING:
-    from sandbox.tui.app import SandboxApp
+from sandbox.tui.source import Source
 
 RAW_LIMIT = 256 * 1024  # more than this of a raw message is not drawn (save it instead)
 TABS = ("text", "html", "headers", "parts", "raw", "journey", "links")
@@ -48,15 +49,35 @@ class Loaded:
     journey: tuple[Hop, ...]
     text: str
     html: str | None
+    html_text: str | None
     headers: list[tuple[str, str]]
     parts: list[Part]
     links: list[str]
 
 
 def _prepare(raw: bytes, journey: tuple[Hop, ...]) -> Loaded:
+    html = html_source(raw)
     return Loaded(
-        raw, journey, readable(raw), html_source(raw), headers(raw), mime_parts(raw), links(raw)
+        raw,
+        journey,
+        readable(raw),
+        html,
+        rendered_html(html) if html is not None else None,
+        headers(raw),
+        mime_parts(raw),
+        links(raw),
     )
+
+
+def safe_file_name(name: str) -> str:
+    """A part's name as one file name here: no folders, no NUL (a sender chose it)."""
+    cleaned = "".join("_" if ch in "\0/\\" or ord(ch) < 32 else ch for ch in name).strip()
+    return cleaned.lstrip(".") or "part"
+
+
+def header_addresses(headers: list[tuple[str, str]], name: str) -> str:
+    """Every value of a header, as written (display names kept), joined."""
+    return ", ".join(value for key, value in headers if key.lower() == name)
 
 
 class PartsTable(DataTable[Any]):
@@ -92,43 +113,51 @@ class MessageScreen(Screen[None]):
         Binding("6", "tab('journey')", "Journey", show=False),
         Binding("7", "tab('links')", "Links", show=False),
         Binding("s", "save_part", "Save part"),
-        Binding("m", "toggle_seen", "Read/unread"),
-        Binding("d", "delete", "Delete"),
-        Binding("R", "resend", "Resend"),
+        Binding("o", "open_html", "Open HTML", show=False),
+        Binding("m", "toggle_seen", "Read/unread", show=False),  # in ?: the footer
+        Binding("d", "delete", "Delete"),  # keeps to 80 columns
+        Binding("R", "resend", "Resend", show=False),
     ]
 
-    def __init__(self, row: Row) -> None:
+    def __init__(self, row: Row, source: Source, actions: Actions) -> None:
         super().__init__()
         self.row = row
+        self.source = source
+        self.actions = actions
         self.loaded: Loaded | None = None
 
-    @property
-    def sandbox(self) -> SandboxApp:
-        from sandbox.tui.app import SandboxApp
-
-        assert isinstance(self.app, SandboxApp)
-        return self.app
-
-    def compose(self) -> ComposeResult:
+    def summary(self, found: list[tuple[str, str]] | None = None) -> Text:
+        """From, To and Cc as the headers say them (display names too) once loaded."""
         row = self.row
-        summary = Text()
-        summary.append("From     ", style="dim")
-        summary.append(row.sender + "\n")
-        summary.append("To       ", style="dim")
-        summary.append(", ".join(row.to) or ", ".join(row.envelope_to) or "—")
-        summary.append("\nSubject  ", style="dim")
-        summary.append(row.subject or "(no subject)", style="bold")
-        summary.append("\nStored   ", style="dim")
-        summary.append(
-            f"{row.mailbox} / {row.folder}  at {stamp(row.received_at)}"
+        found = found or []
+        text = Text()
+        text.append("From     ", style="dim")
+        text.append((header_addresses(found, "from") or row.sender) + "\n")
+        text.append("To       ", style="dim")
+        text.append(
+            header_addresses(found, "to") or ", ".join(row.to) or ", ".join(row.envelope_to) or "—"
+        )
+        cc = header_addresses(found, "cc")
+        if cc:
+            text.append("\nCc       ", style="dim")
+            text.append(cc)
+        text.append("\nSubject  ", style="dim")
+        text.append(row.subject or "(no subject)", style="bold")
+        text.append("\nStored   ", style="dim")
+        text.append(
+            f"#{row.id}  {row.mailbox} / {row.folder}  at {stamp(row.received_at)}"
             f"  {human_size(row.size)}  {row.state}"
         )
-        yield Static(summary, id="message-summary")
+        return text
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.summary(), id="message-summary")
         with TabbedContent(id="message-tabs"):
             with TabPane("Text", id="text"), VerticalScroll():
                 yield Static("loading…", id="text-body")
             with TabPane("HTML", id="html"), VerticalScroll():
                 yield Static("", id="html-body")
+                yield Static("", id="html-source")
             with TabPane("Headers", id="headers"):
                 yield DataTable(id="headers-table", cursor_type="row")
             with TabPane("Parts", id="parts"):
@@ -146,23 +175,31 @@ class MessageScreen(Screen[None]):
 
     @work(exclusive=True, group="message")
     async def load(self) -> None:
-        store = self.sandbox.source.store
+        store = self.source.store
         raw = await store.raw(self.row.message_id)
         if raw is None:
             self.notify("This message is gone (deleted meanwhile).", severity="error")
             return
         record = await store.get_message(self.row.id)
         journey = (
-            await store.journey_of(record) if record else await store.journey(self.row.message_id)
+            await journey_with_copy_ids(store, record)
+            if record
+            else await store.journey(self.row.message_id)
         )
         loaded = await asyncio.to_thread(_prepare, raw, journey)
         self.loaded = loaded
+        self.query_one("#message-summary", Static).update(self.summary(loaded.headers))
         self.query_one("#text-body", Static).update(Text(loaded.text))
-        self.query_one("#html-body", Static).update(
-            Syntax(loaded.html, "html", word_wrap=True, theme="ansi_dark")
-            if loaded.html is not None
-            else Text("(no HTML part)", style="dim")
-        )
+        if loaded.html is not None and loaded.html_text is not None:
+            rendered = Text("Rendered (o opens it in the browser):\n\n", style="dim")
+            rendered.append(loaded.html_text.strip() + "\n\n")
+            rendered.append("Source:", style="dim")
+            self.query_one("#html-body", Static).update(rendered)
+            self.query_one("#html-source", Static).update(
+                Syntax(loaded.html, "html", word_wrap=True, theme="ansi_dark")
+            )
+        else:
+            self.query_one("#html-body", Static).update(Text("(no HTML part)", style="dim"))
         table = self.query_one("#headers-table", DataTable)
         table.add_columns("name", "value")
         for name, value in loaded.headers:
@@ -193,13 +230,29 @@ class MessageScreen(Screen[None]):
             link_list.add_option("(no links in this message)")
             link_list.disabled = True
         if not self.row.seen:
-            self.sandbox.set_seen([self.row], True, quiet=True)
+            self.actions.set_seen([self.row], True, quiet=True)
 
     def action_close(self) -> None:
         self.dismiss()
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#message-tabs", TabbedContent).active = tab
+        self.focus_tab(tab)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.focus_tab(str(event.pane.id))
+
+    def focus_tab(self, tab: str) -> None:
+        """Arrows work in the tab at once: its table or list takes the focus."""
+        wanted = {"headers": "#headers-table", "parts": "#parts-table", "links": "#links-list"}
+        if tab in wanted:
+            self.query_one(wanted[tab]).focus()
+
+    def action_open_html(self) -> None:
+        if self.loaded is None or self.loaded.html is None:
+            self.notify("This message has no HTML part.", severity="warning")
+            return
+        self.actions.open_html(self.loaded.html)
 
     def action_save_part(self) -> None:
         tabs = self.query_one("#message-tabs", TabbedContent)
@@ -215,29 +268,43 @@ class MessageScreen(Screen[None]):
             return
         part = self.loaded.parts[table.cursor_row]
         name = part.filename or f"part-{part.path}.{part.content_type.split('/')[-1]}"
-        default = str(Path.cwd() / Path(name).name)
+        default = str(Path.cwd() / safe_file_name(name))
 
         def chosen(path: str | None) -> None:
-            if path:
-                self.save_part(part, Path(path).expanduser())
+            if not path:
+                return
+            if "\0" in path:
+                self.notify("A file name cannot contain a NUL character.", severity="error")
+                return
+            self.save_part(part, Path(path).expanduser())
 
         self.app.push_screen(PathPrompt(f"Save {part.content_type} as", default), chosen)
 
     @work(group="save")
-    async def save_part(self, part: Part, path: Path) -> None:
+    async def save_part(self, part: Part, path: Path, *, replace: bool = False) -> None:
+        """Never overwrites without asking: an existing file gets a question first."""
         data = part_bytes(part)
         try:
-            await asyncio.to_thread(path.write_bytes, data)
-        except OSError as exc:
-            self.notify(f"Could not save {path}: {exc.strerror or exc}", severity="error")
+            await asyncio.to_thread(_write, path, data, replace)
+        except FileExistsError:
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.save_part(part, path, replace=True)
+
+            self.app.push_screen(ConfirmScreen(f"{path} exists. Replace it?"), answered)
+            return
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.notify(f"Could not save {path}: {reason}", severity="error")
             return
         self.notify(f"Saved {human_size(len(data))} to {path}")
 
     def on_link_list_opened(self, event: LinkList.Opened) -> None:
-        self.sandbox.open_link(event.url)
+        self.actions.open_link(event.url)
 
     def action_toggle_seen(self) -> None:
-        self.sandbox.set_seen([self.row], not self.row.seen)
+        self.actions.set_seen([self.row], not self.row.seen)
         self.row = Row(**{**self.row.__dict__, "flags": self._toggled_flags()})
 
     def _toggled_flags(self) -> tuple[str, ...]:
@@ -246,8 +313,14 @@ class MessageScreen(Screen[None]):
         return (*self.row.flags, "\\Seen")
 
     def action_delete(self) -> None:
-        self.sandbox.delete_rows([self.row])
+        self.actions.delete_rows([self.row])
         self.dismiss()
 
     def action_resend(self) -> None:
-        self.sandbox.resend(self.row)
+        self.actions.resend(self.row)
+
+
+def _write(path: Path, data: bytes, replace: bool) -> None:
+    """``x`` mode: fails with FileExistsError rather than overwrite, unless told to."""
+    with path.open("wb" if replace else "xb") as file:
+        file.write(data)

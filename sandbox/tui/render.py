@@ -6,7 +6,6 @@ always renders the same way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,13 +14,18 @@ from typing import Any
 
 from rich.text import Text
 
-from sandbox.mime import body_parts, decoded_text, parse
+from sandbox.links import links_in
+from sandbox.mime import body_parts, decoded_text, parse, readable_text
 from sandbox.store import Hop
 
 
 def clock(timestamp: float, *, millis: bool = False) -> str:
     moment = datetime.fromtimestamp(timestamp)
     return moment.strftime("%H:%M:%S.%f")[:-3] if millis else moment.strftime("%H:%M:%S")
+
+
+def clock_minutes(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%H:%M")
 
 
 def stamp(timestamp: float) -> str:
@@ -124,6 +128,8 @@ def describe(hop: Hop) -> str:
         if d.get("reason"):
             parts.append(str(d["reason"]))
     elif step == "bounce":
+        if d.get("about") is not None:
+            parts.append(f"about #{d['about']}")  # the copy id (see store/lookup.py)
         if d.get("to"):
             parts.append(f"DSN to {d['to']}")
         if d.get("failed"):
@@ -209,17 +215,9 @@ def part_bytes(part: Part) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-_URL = re.compile(r"""https?://[^\s"'<>)\]]+""", re.IGNORECASE)
-
-
 def links(raw: bytes) -> list[str]:
-    """Every http(s) URL in the text and HTML parts, in order, once each."""
-    plain, html = body_parts(raw)
-    seen: dict[str, None] = {}
-    for text in (plain or "", html or ""):
-        for url in _URL.findall(text):
-            seen.setdefault(url.rstrip(".,;"), None)
-    return list(seen)
+    """Every web URL in the text and HTML parts, decoded (the CLI's and test API's too)."""
+    return links_in(raw)
 
 
 def headers(raw: bytes) -> list[tuple[str, str]]:
@@ -235,15 +233,17 @@ def headers(raw: bytes) -> list[tuple[str, str]]:
 
 
 def readable(raw: bytes) -> str:
-    """The Text tab: the plain part, or the HTML part rendered as text (inscriptis)."""
-    plain, html = body_parts(raw)
-    if plain is not None:
-        return plain
-    if html is not None:
-        from inscriptis import get_text
+    """The Text tab: the plain part, or the HTML part rendered as text."""
+    return readable_text(raw) or "(no text part)"
 
-        return str(get_text(html))
-    return "(no text part)"
+
+def rendered_html(html: str) -> str:
+    """HTML as readable text with its layout: headings, lists, tables, links in brackets."""
+    from inscriptis import get_text
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
+    return str(get_text(html, ParserConfig(css=CSS_PROFILES["strict"], display_links=True)))
 
 
 def html_source(raw: bytes) -> str | None:

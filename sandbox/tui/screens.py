@@ -7,47 +7,49 @@ the app tells it something it shows changed (``changed``), and at least every
 
 from __future__ import annotations
 
-from abc import ABCMeta, abstractmethod
-from typing import TYPE_CHECKING, Any
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message_pump import _MessagePumpMeta
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from sandbox.chaos import DomainChaos
+from sandbox.store.lookup import delivery_copies
 from sandbox.tui.dialogs import ChaosPicker
 from sandbox.tui.render import clip, clock
-
-if TYPE_CHECKING:
-    from sandbox.tui.app import SandboxApp
+from sandbox.tui.source import Source
 
 REFRESH_SECONDS = 1.0
 LOG_ROWS = 1000  # the newest journal entries a log screen keeps
 
 
-class _ScreenMeta(_MessagePumpMeta, ABCMeta):
-    """Textual's screen metaclass with ABC's, so subclasses must say how they load."""
+class SandboxScreen(Screen[None]):
+    """A screen that reloads from the store; ``kinds`` are the events it cares about.
 
-
-class SandboxScreen(Screen[None], metaclass=_ScreenMeta):
-    """A screen that reloads from the store; ``kinds`` are the events it cares about."""
+    Every subclass says how it fills itself: ``async def load(self)`` (checked when the
+    class is defined).
+    """
 
     kinds: frozenset[str] = frozenset()
     TITLE_TEXT = ""
+    load: Callable[[], Awaitable[None]]
 
     BINDINGS = [Binding("escape,q", "close", "Back")]  # noqa: RUF012
 
-    @property
-    def sandbox(self) -> SandboxApp:
-        from sandbox.tui.app import SandboxApp
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not inspect.iscoroutinefunction(getattr(cls, "load", None)):
+            raise TypeError(f"{cls.__name__} must define async def load(self)")
 
-        assert isinstance(self.app, SandboxApp)
-        return self.app
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
 
     def compose_title(self) -> Static:
         return Static(Text(self.TITLE_TEXT, style="bold"), classes="screen-title")
@@ -63,10 +65,6 @@ class SandboxScreen(Screen[None], metaclass=_ScreenMeta):
     @work(exclusive=True, group="reload")
     async def reload(self) -> None:
         await self.load()
-
-    @abstractmethod
-    async def load(self) -> None:
-        """Fill the screen from the store."""
 
     def action_close(self) -> None:
         self.dismiss()
@@ -84,7 +82,8 @@ class QueueScreen(SandboxScreen):
         yield Footer()
 
     async def load(self) -> None:
-        pending = await self.sandbox.source.store.pending_deliveries()
+        pending = await self.source.store.pending_deliveries()
+        copies = await delivery_copies(self.source.store, pending)
         table = self.query_one("#queue-table", DataTable)
         if not table.columns:
             table.add_columns(
@@ -95,7 +94,8 @@ class QueueScreen(SandboxScreen):
         for d in pending:
             table.add_row(
                 str(d.id),
-                clip(d.subject or "(no subject)", 30),
+                (f"#{copies[d.id]} " if d.id in copies else "")
+                + clip(d.subject or "(no subject)", 30),
                 d.domain,
                 clip(", ".join(d.recipients), 30),
                 Text(d.state, style="yellow" if d.state == "deferred" else "cyan"),
@@ -112,7 +112,7 @@ class QueueScreen(SandboxScreen):
 
     @work(group="retry")
     async def action_retry(self) -> None:
-        count = await self.sandbox.source.retry_now()
+        count = await self.source.retry_now()
         self.notify(f"{count} deliver{'y' if count == 1 else 'ies'} will be retried now")
         await self.load()
 
@@ -121,8 +121,8 @@ class DnsLogScreen(SandboxScreen):
     TITLE_TEXT = "DNS log: every query the stub answered"
     kinds = frozenset({"dns.query"})
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, source: Source) -> None:
+        super().__init__(source)
         self.last_id = 0
 
     def compose(self) -> ComposeResult:
@@ -131,7 +131,7 @@ class DnsLogScreen(SandboxScreen):
         yield Footer()
 
     async def load(self) -> None:
-        store = self.sandbox.source.store
+        store = self.source.store
         if self.last_id == 0:  # first load: the newest LOG_ROWS
             rows = await store.fetchall(
                 "SELECT min(id) FROM (SELECT id FROM events WHERE kind = 'dns.query'"
@@ -166,10 +166,10 @@ class DnsLogScreen(SandboxScreen):
 
 class SmtpLogScreen(SandboxScreen):
     TITLE_TEXT = "SMTP sessions: highlight one to read its transcript"
-    kinds = frozenset({"smtp.session"})
+    kinds = frozenset({"smtp.session", "smtp.progress"})
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, source: Source) -> None:
+        super().__init__(source)
         self.last_id = 0
         self.sessions: dict[str, dict[str, Any]] = {}
 
@@ -181,7 +181,7 @@ class SmtpLogScreen(SandboxScreen):
         yield Footer()
 
     async def load(self) -> None:
-        store = self.sandbox.source.store
+        store = self.source.store
         if self.last_id == 0:
             rows = await store.fetchall(
                 "SELECT min(id) FROM (SELECT id FROM events WHERE kind = 'smtp.session'"
@@ -189,26 +189,39 @@ class SmtpLogScreen(SandboxScreen):
                 (LOG_ROWS,),
             )
             self.last_id = int(rows[0][0]) - 1 if rows[0][0] else 0
-        events = await store.events(kind="smtp.session", after_id=self.last_id, limit=LOG_ROWS)
+        # A session is logged as it opens and after each message (smtp.progress), then
+        # once more when it ends: one row per session, updated in place.
+        events = sorted(
+            await store.events(kind="smtp.session", after_id=self.last_id, limit=LOG_ROWS)
+            + await store.events(kind="smtp.progress", after_id=self.last_id, limit=LOG_ROWS)
+        )[:LOG_ROWS]
         table = self.query_one("#smtp-table", DataTable)
         if not table.columns:
-            table.add_columns("started", "server", "client", "helo", "auth", "tls", "messages")
-        for event_id, _at, _, data in events:
+            for label in ("started", "server", "client", "helo", "auth", "tls", "messages"):
+                table.add_column(label, key=label)
+        for event_id, _at, kind, data in events:
             self.last_id = event_id
-            key = str(event_id)
+            key = f"{data.get('server')} {data.get('peer')} {data.get('started_at')}"
             self.sessions[key] = data
-            table.add_row(
-                clock(float(data.get("started_at") or _at), millis=True),
-                str(data.get("server", "")),
-                str(data.get("peer", "")),
-                str(data.get("helo") or ""),
-                str(data.get("auth_user") or ""),
-                "yes" if data.get("tls") else "",
-                str(data.get("messages", 0)),
-                key=key,
-            )
-        if events and table.row_count == len(events):
-            self.show_transcript(str(events[0][0]))
+            cells = {
+                "started": clock(float(data.get("started_at") or _at), millis=True),
+                "server": str(data.get("server", "")),
+                "client": str(data.get("peer", "")),
+                "helo": str(data.get("helo") or ""),
+                "auth": str(data.get("auth_user") or ""),
+                "tls": "yes" if data.get("tls") else "",
+                "messages": str(data.get("messages", 0))
+                + ("" if kind == "smtp.session" else " (open)"),
+            }
+            if key in table.rows:
+                for column, value in cells.items():
+                    table.update_cell(key, column, value)
+            else:
+                table.add_row(*cells.values(), key=key)
+        if events and table.row_count:  # the highlighted session (an open one grows)
+            current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            if current is not None:
+                self.show_transcript(str(current))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
@@ -240,13 +253,13 @@ class ChaosScreen(SandboxScreen):
         yield Footer()
 
     async def load(self) -> None:
-        settings = await self.sandbox.source.store.chaos()
+        settings = await self.source.store.chaos()
         table = self.query_one("#chaos-table", DataTable)
         if not table.columns:
             table.add_columns("domain", "faults")
         row = table.cursor_row
         table.clear()
-        for domain in self.sandbox.config.domains:
+        for domain in self.source.config.domains:
             current = settings.get(domain.name)
             described = DomainChaos.from_json(current).describe() if current else "off"
             table.add_row(
@@ -287,7 +300,7 @@ class ChaosScreen(SandboxScreen):
     @work(group="chaos")
     async def apply(self, domain: str, chaos: DomainChaos) -> None:
         try:
-            await self.sandbox.source.set_chaos(domain, chaos)
+            await self.source.set_chaos(domain, chaos)
         except ValueError as exc:
             self.notify(str(exc), severity="error")
             return

@@ -24,6 +24,7 @@ from typing import Any
 
 from sandbox.chaos import DomainChaos
 from sandbox.config import Config
+from sandbox.endpoints import read_endpoints
 from sandbox.runtime import Runtime
 from sandbox.store import SqliteStore, journal
 from sandbox.tui.queries import journal_signature
@@ -95,7 +96,7 @@ class Source(ABC):
         }
 
     def smtp_address(self) -> tuple[str, int]:
-        host, port = self.ready()["smtp"]
+        host, port = self.ready().get("smtp") or Source.ready(self)["smtp"]
         return str(host), int(port)
 
 
@@ -153,6 +154,11 @@ class AttachedSource(Source):
 
     async def open(self) -> None:
         self._store = self._given or await SqliteStore.open(self.config.data)
+
+    def ready(self) -> dict[str, Any]:
+        """The ports the serve process recorded beside the data file; {} when it is not
+        running (the header then says so, rather than showing configured ports)."""
+        return read_endpoints(self.config.data) or {}
 
     async def close(self) -> None:
         if self._store is not None and self._given is None:

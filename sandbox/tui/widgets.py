@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Sparkline, Static, Tree
@@ -16,7 +17,7 @@ from textual.widgets.tree import TreeNode
 from sandbox.store import SqliteStore
 from sandbox.tui import queries
 from sandbox.tui.queries import ListQuery, Row, TreeCounts
-from sandbox.tui.render import clip, human_size, stamp
+from sandbox.tui.render import clip, clock_minutes, human_size, stamp
 
 STATE_STYLES = {
     "delivered": "green",
@@ -28,47 +29,123 @@ STATE_STYLES = {
 }
 
 
-class EndpointsHeader(Static):
-    """What a developer copies into their app's settings."""
+# Listeners the header names itself; any other [host, port] in the ready line (an HTTP
+# listener, say) is listed after DNS as it comes.
+_NAMED = frozenset(
+    {"event", "smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns", "mx", "data"}
+)
 
-    def show(self, ready: dict[str, Any], *, live: bool) -> None:
-        def where(name: str) -> str:
-            value = ready.get(name)
-            if not value:
-                return "—"
-            host, port = value
-            return f"{host}:{port}" if port else f"{host}:?"
 
-        def port(name: str) -> str:
-            value = ready.get(name)
-            return f":{value[1]}" if value and value[1] else ":?"
+def endpoint_lines(ready: dict[str, Any], *, live: bool, width: int, data: str = "") -> Text:
+    """The two header lines, fitted to ``width``.
 
-        text = Text()
-        text.append(" SMTP ", style="bold reverse")
-        text.append(f" {where('smtp')} ", style="bold")
-        text.append("STARTTLS · any AUTH accepted", style="dim")
-        text.append("   SMTPS ", style="bold")
-        text.append(port("smtps"))
-        text.append("   DNS ", style="bold")
-        text.append(where("dns"))
-        text.append(
-            "   " + ("live" if live else "attached"), style="bold green" if live else "cyan"
+    Each line is a row of segments; the essential ones (where SMTP, POP3 and IMAP listen)
+    always show, the helpful ones (the login hint, the data file, TLS ports) are left out
+    from the right when the terminal is too narrow, so nothing ever wraps.
+    """
+    if not ready:  # attached, and the serve process is not (or no longer) running
+        return _fit(
+            [
+                [
+                    (
+                        Text(" no sandbox is running on this data file ", style="bold reverse red"),
+                        True,
+                    )
+                ],
+                [(Text(f" start one: mail-sandbox serve --data {data}"), True)],
+            ],
+            width,
         )
-        text.append("\n POP3 ", style="bold")
-        text.append(f"{port('pop3')} (TLS {port('pop3s')})")
-        text.append("   IMAP ", style="bold")
-        text.append(f"{port('imap')} (TLS {port('imaps')})")
-        text.append("   login: mailbox address, any password; ", style="dim")
-        text.append("all", style="bold")
-        text.append(" sees all", style="dim")
-        data = str(ready.get("data") or "")
-        text.append("   data: ", style="dim")
-        text.append(data.rsplit("/", 1)[-1] or data)
-        self.update(text)
+    host = str((ready.get("smtp") or ["127.0.0.1"])[0])
+
+    def where(name: str, *, with_host: bool = False) -> str:
+        value = ready.get(name)
+        if not (isinstance(value, list) and len(value) == 2):
+            return "—"
+        h, port = value
+        return f"{h}:{port}" if with_host or h != host else f":{port}"
+
+    state = Text("  live" if live else "  attached", style="bold green" if live else "cyan")
+    first: list[tuple[Text, bool]] = [
+        (
+            Text.assemble(
+                (" SMTP ", "bold reverse"), (f" {where('smtp', with_host=True)}", "bold")
+            ),
+            True,
+        ),
+        (Text(" STARTTLS · any AUTH accepted", style="dim"), False),
+        (Text.assemble(("  SMTPS ", "bold"), where("smtps")), False),
+        (Text.assemble(("  DNS ", "bold"), where("dns")), True),
+    ]
+    for name, value in ready.items():
+        if name not in _NAMED and isinstance(value, list) and len(value) == 2:
+            first.append((Text.assemble((f"  {name.upper()} ", "bold"), where(name)), True))
+    first.append((state, True))
+    data = str(ready.get("data") or data)
+    second: list[tuple[Text, bool]] = [
+        (Text.assemble((" POP3 ", "bold"), where("pop3")), True),
+        (Text(f" (TLS {where('pop3s')})"), False),
+        (Text.assemble(("  IMAP ", "bold"), where("imap")), True),
+        (Text(f" (TLS {where('imaps')})"), False),
+        (
+            Text.assemble(
+                ("  login: ", "dim"),
+                ("address", ""),
+                (", any password · ", "dim"),
+                ("all", "bold"),
+                (" sees all", "dim"),
+            ),
+            False,
+        ),
+        (Text.assemble(("  data: ", "dim"), data.rsplit("/", 1)[-1] or data), False),
+    ]
+    return _fit([first, second], width)
+
+
+def _fit(lines: list[list[tuple[Text, bool]]], width: int) -> Text:
+    """Keep every essential segment and as many optional ones as fit, in order."""
+    out = Text()
+    for number, segments in enumerate(lines):
+        room = width - sum(t.cell_len for t, essential in segments if essential)
+        line = Text()
+        for text, essential in segments:
+            if essential:
+                line.append_text(text)
+            elif text.cell_len <= room:
+                line.append_text(text)
+                room -= text.cell_len
+        line.truncate(width)
+        if number:
+            out.append("\n")
+        out.append_text(line)
+    return out
+
+
+class EndpointsHeader(Static):
+    """What a developer copies into their app's settings, on two lines at any width."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ready: dict[str, Any] = {}
+        self.live = False
+        self.data = ""
+
+    def show(self, ready: dict[str, Any], *, live: bool, data: str = "") -> None:
+        self.ready, self.live, self.data = ready, live, data
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        width = self.size.width or 80
+        self.update(endpoint_lines(self.ready, live=self.live, width=width, data=self.data))
 
 
 class MailboxTree(Tree[ListQuery]):
-    """Domains → mailboxes → folders, with unread counts; plus All mail and Held."""
+    """All mail; each sandbox domain (in configured order, shown before mail arrives) →
+    its mailboxes → folders; Held → the outside domains' mailboxes. Mailboxes with no mail
+    left are not shown. Labels: the count, and how many are unread ("12 · 3 new")."""
 
     class Chosen(Message):
         """The user picked a place: the list shows it."""
@@ -78,70 +155,105 @@ class MailboxTree(Tree[ListQuery]):
             self.list_query = query
             self.label = label
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, domains: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__("Mail", data=ListQuery(), **kwargs)
         self.show_root = False
         self.guide_depth = 2
+        self.domains = domains
         self._place_nodes: dict[tuple[str, ...], TreeNode[ListQuery]] = {}
         self._names: dict[int, str] = {}
 
     def on_mount(self) -> None:
         self._all = self.root.add_leaf("All mail", data=ListQuery())
-        self._held = self.root.add_leaf("Held (outside the sandbox)", data=ListQuery(held=True))
         self._names[id(self._all)] = "All mail"
+        for domain in self.domains:
+            self._node((domain,), self.root, domain, ListQuery(domain=domain), expand=True)
+        self._held = self.root.add("Held (outside)", data=ListQuery(held=True), expand=True)
         self._names[id(self._held)] = "Held"
+        self.show_counts(TreeCounts((), 0, 0, 0, 0))
 
     @staticmethod
     def _label(name: str, total: int, unread: int) -> Text:
         label = Text(name, style="bold" if unread else "")
+        label.append(f" {total}", style="dim")
         if unread:
-            label.append(f" {unread}", style="bold cyan")
-        label.append(f" /{total}", style="dim")
+            label.append(f" · {unread} new", style="bold cyan")
         return label
+
+    def _node(
+        self,
+        key: tuple[str, ...],
+        parent: TreeNode[ListQuery],
+        name: str,
+        query: ListQuery,
+        *,
+        expand: bool = False,
+        leaf: bool = False,
+    ) -> TreeNode[ListQuery]:
+        """The node for ``key``, made where it sorts among its siblings if new."""
+        node = self._place_nodes.get(key)
+        if node is not None:
+            return node
+        siblings = [
+            n
+            for k, n in self._place_nodes.items()
+            if len(k) == len(key) and k[:-1] == key[:-1] and n.parent is parent
+        ]
+        after = [n for n in siblings if self._names[id(n)].rsplit("/", 1)[-1] > name]
+        before = after[0] if after and len(key) > 1 else None
+        if before is not None:
+            node = parent.add(name, data=query, before=before, expand=expand, allow_expand=not leaf)
+        elif leaf:
+            node = parent.add_leaf(name, data=query)
+        else:
+            node = parent.add(name, data=query, expand=expand)
+        self._place_nodes[key] = node
+        self._names[id(node)] = name if len(key) < 3 else f"{key[1]}/{name}"
+        return node
 
     def show_counts(self, counts: TreeCounts) -> None:
         self._all.set_label(self._label("All mail", counts.total, counts.unread))
-        self._held.set_label(
-            self._label("Held (outside the sandbox)", counts.held, counts.held_unread)
-        )
-        domains: dict[str, tuple[int, int]] = {}
-        mailboxes: dict[str, tuple[int, int]] = {}
-        for f in counts.folders:
-            t, u = domains.get(f.domain, (0, 0))
-            domains[f.domain] = (t + f.total, u + f.unread)
-            t, u = mailboxes.get(f.mailbox, (0, 0))
-            mailboxes[f.mailbox] = (t + f.total, u + f.unread)
-        wanted: set[tuple[str, ...]] = set()
-        for f in counts.folders:
+        self._held.set_label(self._label("Held (outside)", counts.held, counts.held_unread))
+        totals: dict[tuple[str, ...], list[int]] = {}
+        live = [f for f in counts.folders if f.domain in self.domains or f.total]
+        mailboxes_with_mail = {f.mailbox for f in live if f.total}
+        wanted: set[tuple[str, ...]] = {(d,) for d in self.domains}
+        for f in live:
+            if f.mailbox not in mailboxes_with_mail:
+                continue  # emptied (say by clear): the mailbox leaves the tree
+            fake = f.domain in self.domains
+            top = self.root if fake else self._held
             domain_key = (f.domain,)
             mailbox_key = (f.domain, f.mailbox)
             folder_key = (f.domain, f.mailbox, f.folder)
             wanted |= {domain_key, mailbox_key, folder_key}
-            if domain_key not in self._place_nodes:
-                self._place_nodes[domain_key] = self.root.add(
-                    f.domain, data=ListQuery(domain=f.domain), expand=True
-                )
-                self._names[id(self._place_nodes[domain_key])] = f.domain
-            if mailbox_key not in self._place_nodes:
-                self._place_nodes[mailbox_key] = self._place_nodes[domain_key].add(
-                    f.mailbox, data=ListQuery(mailbox=f.mailbox), expand=False
-                )
-                self._names[id(self._place_nodes[mailbox_key])] = f.mailbox
-            if folder_key not in self._place_nodes:
-                self._place_nodes[folder_key] = self._place_nodes[mailbox_key].add_leaf(
-                    f.folder, data=ListQuery(mailbox=f.mailbox, folder=f.folder)
-                )
-                self._names[id(self._place_nodes[folder_key])] = f"{f.mailbox}/{f.folder}"
-            self._place_nodes[folder_key].set_label(self._label(f.folder, f.total, f.unread))
-        for domain, (total, unread) in domains.items():
-            self._place_nodes[(domain,)].set_label(self._label(domain, total, unread))
-        for key, node in list(self._place_nodes.items()):
+            domain_node = self._node(
+                domain_key, top, f.domain, ListQuery(domain=f.domain), expand=fake
+            )
+            mailbox_node = self._node(
+                mailbox_key, domain_node, f.mailbox, ListQuery(mailbox=f.mailbox)
+            )
+            self._node(
+                folder_key,
+                mailbox_node,
+                f.folder,
+                ListQuery(mailbox=f.mailbox, folder=f.folder),
+                leaf=True,
+            )
+            for place in (domain_key, mailbox_key, folder_key):
+                total, unread = totals.setdefault(place, [0, 0])
+                totals[place] = [total + f.total, unread + f.unread]
+        for key in sorted(self._place_nodes, key=len):  # a parent first: it takes its children
+            node = self._place_nodes.get(key)
+            if node is None:
+                continue
             if key not in wanted:
                 node.remove()
-                del self._place_nodes[key]
-            elif len(key) == 2:
-                total, unread = mailboxes[key[1]]
-                node.set_label(self._label(key[1], total, unread))
+                for gone in [k for k in self._place_nodes if k[: len(key)] == key]:
+                    del self._place_nodes[gone]
+                continue
+            total, unread = totals.get(key, [0, 0])
+            node.set_label(self._label(key[-1], total, unread))
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[ListQuery]) -> None:
         event.stop()
@@ -187,8 +299,20 @@ class MessageList(DataTable[Any]):
 
     PAGE = 200
     NEAR_END = 30
+    # DataTable's Home/End scroll sideways; in a list of rows they mean newest and oldest.
+    BINDINGS = [  # noqa: RUF012
+        Binding("home", "scroll_top", "Newest", show=False),
+        Binding("end", "scroll_bottom", "Oldest loaded", show=False),
+    ]
     COLUMNS = ("", "time", "from", "to / mailbox", "subject", "size", "state")
-    WIDTHS = (1, 11, 20, 22, 0, 8, 9)
+    # Column widths by the list's width (0: the subject, which takes what is left; None:
+    # hidden). Narrow, "to / mailbox" and size go first (the tree and the message view
+    # say them), then the sender shortens; the subject always keeps at least 16 cells.
+    LAYOUTS: tuple[tuple[int, tuple[int | None, ...]], ...] = (
+        (130, (1, 11, 24, 26, 0, 8, 9)),
+        (90, (1, 11, 18, 18, 0, None, 9)),
+        (0, (1, 5, 12, None, 0, None, 9)),  # 80 columns: the time of day only
+    )
 
     class Selected(Message):
         """Enter (or a click) on a message."""
@@ -213,18 +337,37 @@ class MessageList(DataTable[Any]):
         self._exhausted = False
         self._paging = False
         self.generation = 0
+        self.widths: tuple[int | None, ...] = ()
 
     def on_mount(self) -> None:
-        for name, width in zip(self.COLUMNS, self.WIDTHS, strict=True):
-            self.add_column(name, key=name or "unread", width=width)
+        self._set_columns(self.LAYOUTS[0][1])
+
+    def _set_columns(self, widths: tuple[int | None, ...]) -> None:
+        """Columns for a layout; the rows shown are drawn again in it."""
+        self.widths = widths
+        rows = sorted(self.rows_by_id.values(), key=lambda r: r.id, reverse=True)
+        current = self.current
+        self.clear(columns=True)
+        for name, width in zip(self.COLUMNS, widths, strict=True):
+            if width is not None:
+                self.add_column(name, key=name or "unread", width=width)
+        for row in rows:
+            self.add_row(*self._cells(row), key=str(row.id))
+        if current is not None and str(current.id) in self.rows:
+            self.move_cursor(row=self.get_row_index(str(current.id)), animate=False)
 
     def on_resize(self) -> None:
-        """The subject takes whatever width the other columns leave."""
+        """Pick the layout for this width; the subject takes whatever the others leave."""
+        width = self.size.width
+        layout = next(w for least, w in self.LAYOUTS if width >= least)
+        if layout != self.widths:
+            self._set_columns(layout)
+        shown = [w for w in layout if w is not None]
         # every column has one cell of padding each side; 2 more for the scrollbar
-        fixed = sum(self.WIDTHS) + 2 * len(self.WIDTHS) + 2
+        fixed = sum(shown) + 2 * len(shown) + 2
         column = self.columns.get(ColumnKey("subject"))
         if column is not None:
-            column.width = max(16, self.size.width - fixed)
+            column.width = max(16, width - fixed)
             column.auto_width = False
             self._require_update_dimensions = True
             self.refresh()
@@ -241,11 +384,17 @@ class MessageList(DataTable[Any]):
         where = row.mailbox if row.folder == "INBOX" else f"{row.mailbox}/{row.folder}"
         if row.folder == "Sent" and row.envelope_to:
             where = "→ " + ", ".join(row.envelope_to)
-        return [
+        widths = self.widths or self.LAYOUTS[0][1]
+        cells: list[Any] = [
             Text("●", style="cyan") if not row.seen else "",
-            _Stamp(stamp(row.received_at), row.id),
-            Text(clip(row.sender, 20), style=style),
-            Text(clip(where, 22), style=style),
+            _Stamp(
+                stamp(row.received_at)
+                if (widths[1] or 0) >= 11
+                else clock_minutes(row.received_at),
+                row.id,
+            ),
+            Text(clip(row.sender, widths[2] or 20), style=style),
+            Text(clip(where, widths[3] or 22), style=style),
             Text(
                 clip(row.subject or "(no subject)", 200),
                 style=style,
@@ -255,6 +404,7 @@ class MessageList(DataTable[Any]):
             Text(human_size(row.size), justify="right"),
             Text(row.state, style=STATE_STYLES.get(row.state, "")),
         ]
+        return [cell for cell, width in zip(cells, widths, strict=True) if width is not None]
 
     def _add(self, row: Row) -> None:
         self.rows_by_id[row.id] = row
@@ -262,7 +412,8 @@ class MessageList(DataTable[Any]):
 
     def _update(self, row: Row) -> None:
         self.rows_by_id[row.id] = row
-        for column, value in zip(self.COLUMNS, self._cells(row), strict=True):
+        shown = [c for c, w in zip(self.COLUMNS, self.widths, strict=True) if w is not None]
+        for column, value in zip(shown, self._cells(row), strict=True):
             self.update_cell(str(row.id), column or "unread", value)
 
     def _remove(self, entry_id: int) -> None:

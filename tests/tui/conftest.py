@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from sandbox.config import Config, load_config
+from sandbox.endpoints import write_endpoints
 from sandbox.store import SqliteStore
 from tests.tui.data import fill
 
@@ -33,8 +34,18 @@ def utc() -> Iterator[None]:
 
 
 def fixed_config(data: Path) -> Config:
-    """The default ports (shown in the header, never bound: nothing listens in these tests)."""
-    return load_config(env={}, flags={"data": str(data)})
+    """The default ports (shown in the header, never bound: nothing listens in these tests).
+
+    The endpoints file says a sandbox runs on them, as a `serve` beside the TUI would."""
+    config = load_config(env={}, flags={"data": str(data)})
+    host = config.host
+    ready: dict[str, Any] = {"event": "ready"}
+    for name in ("smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns"):
+        ready[name] = [host, getattr(config, name).port]
+    ready["mx"] = {d.name: [d.mx_address, config.mx.port] for d in config.domains}
+    ready["data"] = "sandbox.sqlite3"  # the header shows the file's name; the same every run
+    write_endpoints(str(data), ready)
+    return config
 
 
 @pytest.fixture

@@ -70,6 +70,10 @@ async def test_attached_follows_a_serve_process(tmp_path: Path) -> None:
         app = make_app(make_config(tmp_path, data=str(data)))
         async with app.run_test(size=SIZE) as pilot:
             await ready(app, pilot)
+            # the ports the serve process got (free ones), read from its endpoints file
+            header = str(app.main.query_one("#endpoints").render())
+            assert f"127.0.0.1:{served.smtp_port}" in header
+            assert f"IMAP :{served.ready['imap'][1]}" in header and ":?" not in header
             await asyncio.to_thread(send, served.smtp_port, ["larry@beta.test"])
             await until(pilot, lambda: len(listed(app)) == 2, limit=10)
             subjects = {r.subject for r in app.main.messages.rows_by_id.values()}
