@@ -66,6 +66,7 @@ function showLogin(message = "") {
 
 async function startApp(who) {
   state.user = who.user; state.all = who.all; state.csrf = who.csrf;
+  if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
   $("login").hidden = true;
   $("app").hidden = false;
   $("whoami").textContent = who.user;
@@ -76,6 +77,7 @@ async function startApp(who) {
   openSocket();
   if (inbox) await selectFolder(inbox.name);
   else drawList();
+  $("rows").focus();
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -207,8 +209,9 @@ async function loadList({ keep = false } = {}) {
   state.total = body.total;
   if (selectedUid !== null) {
     state.cursor = state.rows.findIndex((r) => r.uid === selectedUid);
-  } else if (!keep) {
-    state.cursor = state.rows.length ? 0 : -1;
+  }
+  if (!keep || state.cursor < 0 || state.cursor >= state.rows.length) {
+    state.cursor = state.rows.length ? Math.max(0, Math.min(state.cursor, state.rows.length - 1)) : -1;
   }
   drawList();
 }
