@@ -30,6 +30,7 @@ from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
 from sandbox.events import DnsQueried, Event, EventBus, MessagesPruned
+from sandbox.http import HttpListener, start_http
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
@@ -72,6 +73,12 @@ class Endpoints:
     def ready_line(self) -> str:
         return json.dumps(self.ready())
 
+    @property
+    def http(self) -> Address | None:
+        """The HTTP API's address (Mailpit's REST API v1, events, the webmail)."""
+        value = self.extra.get("http")
+        return (str(value[0]), int(value[1])) if value else None
+
 
 class Runtime:
     def __init__(self, config: Config) -> None:
@@ -91,6 +98,7 @@ class Runtime:
         self.chaos = ChaosBoard()
         self._chaos_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._http: HttpListener | None = None
         self.endpoints: Endpoints | None = None
 
     @property
@@ -143,6 +151,7 @@ class Runtime:
             )
             await self._relay.start()
             extra.update(await self._start_mailbox_servers(server_tls))
+            extra["http"] = await self._start_http()
             await self._load_chaos()
             if config.retention.max_messages or config.retention.max_age:
                 self._prune_task = asyncio.get_running_loop().create_task(self._prune())
@@ -209,6 +218,15 @@ class Runtime:
             except OSError as exc:
                 raise StartupError(_listen_problem(config.host, port, exc, flag)) from exc
         return addresses
+
+    async def _start_http(self) -> Address:
+        try:
+            self._http = await start_http(self, self.config.host, self.config.http.port)
+        except OSError as exc:
+            raise StartupError(
+                _listen_problem(self.config.host, self.config.http.port, exc, "--http-port")
+            ) from exc
+        return self._http.address
 
     @property
     def dns_server(self) -> DnsServer:
@@ -350,6 +368,9 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        if self._http is not None:  # its requests use the store: it goes first
+            await self._http.stop()
+            self._http = None
         for server in self._servers:  # no new mail while the rest winds down
             server.close()
         for imap in self._imap_listeners:

@@ -23,7 +23,7 @@ DATA = Path(__file__).parent / "data"
 # a sandbox the developer has running on the default ports.
 FREE_PORTS = [
     arg
-    for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
+    for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps", "http")
     for arg in (f"--{name}-port", "0")
 ]
 
@@ -51,6 +51,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         "pop3s.port": 0,
         "imap.port": 0,
         "imaps.port": 0,
+        "http.port": 0,
     }
     config = load_config(env={}, flags=flags)
     return replace(config, **overrides) if overrides else config

@@ -53,10 +53,12 @@ async def _serve(config: Config) -> None:
 
 def banner(endpoints: Endpoints) -> str:
     host, port = endpoints.smtp
+    http = endpoints.http
     lines = [
         f"mail-sandbox is running. Point your app at SMTP {host}:{port} (no TLS; any AUTH"
         " login and password accepted).",
         f"  DNS stub: {endpoints.dns[0]}:{endpoints.dns[1]} (try: mail-sandbox dns beta.test MX)",
+        *([f"  HTTP API: http://{http[0]}:{http[1]}/api/v1/ (Mailpit's)"] if http else []),
         *(f"  MX of {d}: {h}:{p}" for d, (h, p) in endpoints.mx.items()),
         f"  data: {endpoints.data}",
         "  List mail with `mail-sandbox messages`; stop with Ctrl-C.",

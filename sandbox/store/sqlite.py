@@ -45,6 +45,7 @@ from sandbox.store.models import (
     domain_of,
     normalize_address,
 )
+from sandbox.store.tags import tag_arrivals
 
 log = logging.getLogger(__name__)
 
@@ -800,6 +801,7 @@ async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> l
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         entry_rows,
     )
+    await tag_arrivals(conn, items, stored)  # Mailpit's X-Tags and plus-address tags
     if hop_rows:
         await conn.executemany(
             "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",

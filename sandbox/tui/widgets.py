@@ -51,6 +51,8 @@ class EndpointsHeader(Static):
         text.append(port("smtps"))
         text.append("   DNS ", style="bold")
         text.append(where("dns"))
+        text.append("   HTTP ", style="bold")
+        text.append(port("http"))
         text.append(
             "   " + ("live" if live else "attached"), style="bold green" if live else "cyan"
         )
