@@ -59,6 +59,7 @@ def banner(endpoints: Endpoints) -> str:
         " login and password accepted).",
         f"  DNS stub: {endpoints.dns[0]}:{endpoints.dns[1]} (try: mail-sandbox dns beta.test MX)",
         *([f"  HTTP API: http://{http[0]}:{http[1]}/api/v1/ (Mailpit's)"] if http else []),
+        *([f"  Webmail: http://{http[0]}:{http[1]}/ (log in as a mailbox or all)"] if http else []),
         *(f"  MX of {d}: {h}:{p}" for d, (h, p) in endpoints.mx.items()),
         f"  data: {endpoints.data}",
         "  List mail with `mail-sandbox messages`; stop with Ctrl-C.",

@@ -15,6 +15,7 @@ from aiohttp import web
 from sandbox.http import middleware
 from sandbox.http.context import API_KEY, Api
 from sandbox.http.routes_sandbox import routes as sandbox_routes
+from sandbox.webmail import setup_webmail
 
 if TYPE_CHECKING:  # the runtime imports this package to start it
     from sandbox.runtime import Runtime
@@ -33,6 +34,7 @@ def make_app(runtime: Runtime) -> web.Application:
     )
     app[API_KEY] = Api(runtime)
     app.add_routes(sandbox_routes)
+    setup_webmail(app, runtime)
     return app
 
 

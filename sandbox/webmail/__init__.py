@@ -8,11 +8,15 @@ over SMTP submission with AUTH, so the last step of the journey is as real as th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from sandbox.runtime import Runtime
 from sandbox.webmail.sessions import Sessions
 from sandbox.webmail.views import RUNTIME, SESSIONS, connector, routes
+
+if TYPE_CHECKING:  # the runtime starts the HTTP listener, which sets the webmail up
+    from sandbox.runtime import Runtime
 
 __all__ = ["SESSION_IDLE_SECONDS", "setup_webmail"]
 

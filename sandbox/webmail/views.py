@@ -12,18 +12,20 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
-from sandbox.runtime import Runtime
 from sandbox.store.webmail_views import copy_id
 from sandbox.webmail import compose as C
 from sandbox.webmail import imapwire as W
 from sandbox.webmail import render
 from sandbox.webmail.imap_client import LIST_HEADER_SECTION, ImapFailure, MailConnection
 from sandbox.webmail.sessions import ALL_USER, SessionError, Sessions, WebSession
+
+if TYPE_CHECKING:  # the runtime starts the HTTP listener, which sets the webmail up
+    from sandbox.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "mail_sandbox_webmail"
@@ -32,7 +34,7 @@ PAGE_LIMIT = 200
 MAX_FIELD = 10_000
 MAX_BODY = 1_000_000
 SESSIONS: web.AppKey[Sessions] = web.AppKey("webmail_sessions", Sessions)
-RUNTIME: web.AppKey[Runtime] = web.AppKey("webmail_runtime", Runtime)
+RUNTIME: web.AppKey[Runtime] = web.AppKey("webmail_runtime")
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
     " connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none';"

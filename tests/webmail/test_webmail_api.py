@@ -405,3 +405,21 @@ async def test_an_idle_session_expires_and_logs_out_of_imap(webmail: Webmail, br
     assert webmail.session_count() == 0
     assert webmail.imap_connections() == before
     assert (await browser.get("/webmail/api/folders", 401))["Error"]
+
+
+async def test_the_http_listener_serves_the_webmail_behind_its_guard(webmail: Webmail):
+    url = webmail.sandbox.http_url
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        page = await client.get(url + "/")
+        assert page.status == 200 and "mail-sandbox webmail" in await page.text()
+        script = await client.get(url + "/webmail/static/app.js")
+        assert script.status == 200 and "javascript" in script.content_type
+        rebinding = await client.get(url + "/", headers={"Host": "evil.test"})
+        assert rebinding.status == 403
+        login = await client.post(
+            url + "/webmail/api/login", json={"user": "larry@beta.test", "password": "x"}
+        )
+        assert login.status == 200
+        journey = await client.get(url + "/api/v1/message/1/journey")
+        assert journey.status == 404  # nothing stored yet: the sandbox API's own JSON error
+        assert "Error" in await journey.json()
