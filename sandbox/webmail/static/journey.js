@@ -5,7 +5,7 @@ import { clock, h } from "./dom.js";
 
 const BAD = new Set(["bounced", "failed", "refused", "rcpt refused", "null mx", "nxdomain", "loop", "not sent", "servfail", "timeout"]);
 const WARN = new Set(["deferred", "held", "retry", "greylisted", "tempfail", "delayed"]);
-const GOOD = new Set(["ok", "accepted", "delivered", "stored", "answered", "queued", "connected", "signed", "pass", "sent"]);
+const GOOD = new Set(["ok", "noerror", "accepted", "delivered", "stored", "answered", "queued", "connected", "signed", "pass", "sent"]);
 
 export function tone(outcome) {
   const o = String(outcome ?? "").toLowerCase();

@@ -29,11 +29,11 @@ const time = (value) => h("span", { class: "mono", title: cell(value) }, value ?
 
 async function queueView({ api, toast, failed, refresh }) {
   const body = await api("/api/v1/queue");
-  const rows = listOf(body, "deliveries", "queue", "items");
+  const rows = listOf(body, "deliveries");
   const retry = h("button", { class: "primary", onclick: async () => {
     try {
       const r = await api("/api/v1/queue/retry", { method: "POST", body: {} });
-      toast(`Retrying now: ${cell(r.retried ?? r.count ?? r.Retried ?? "")} deliveries.`);
+      toast(`Retrying now: ${cell(r.retried)} deliveries.`);
       refresh();
     } catch (err) { failed(err); }
   } }, "Retry all now");
@@ -47,7 +47,7 @@ async function queueView({ api, toast, failed, refresh }) {
 
 async function dnsView({ api, refresh }) {
   const body = await api("/api/v1/dns/log?limit=200");
-  const rows = listOf(body, "queries", "log", "entries");
+  const rows = listOf(body, "queries");
   return h("div", { class: "tab-body" },
     h("div", { class: "toolbar" }, h("h2", {}, "DNS log"), h("span", { class: "muted" }, `latest ${rows.length}`), h("span", { class: "spacer" }), h("button", { onclick: refresh }, "Refresh")),
     rows.length ? table(rows, [
@@ -56,40 +56,40 @@ async function dnsView({ api, refresh }) {
     ], "dns") : h("p", { class: "muted" }, "No DNS queries yet: the relay asks when it delivers."));
 }
 
+// The modes of `mail-sandbox chaos`; a PUT sets one half (MX server or DNS zone) and
+// keeps the other, "off" (DELETE) clears both.
 const MX_MODES = ["off", "greylist", "reject", "tempfail", "delay", "disconnect", "ratelimit"];
-const DNS_MODES = ["off", "servfail", "timeout", "nxdomain", "delay"];
+const DNS_MODES = ["off", "dns-servfail", "dns-timeout", "dns-nxdomain", "dns-delay"];
 
 async function chaosView({ api, toast, failed, refresh }) {
-  const [chaos, domains] = await Promise.all([api("/api/v1/chaos"), api("/api/v1/domains")]);
-  const settings = chaos && !Array.isArray(chaos) ? (chaos.chaos ?? chaos.domains ?? chaos) : {};
-  const names = listOf(domains, "domains").map((d) => (typeof d === "string" ? d : d.name ?? d.domain)).filter(Boolean);
-  const rows = names.map((name) => {
-    const current = settings[name] || {};
-    const mx = current.mx || {};
-    const dns = current.dns || {};
-    const mxMode = h("select", { "aria-label": `MX chaos for ${name}` }, MX_MODES.map((m) => h("option", { value: m, selected: (mx.mode || "off") === m }, m)));
-    const dnsMode = h("select", { "aria-label": `DNS chaos for ${name}` }, DNS_MODES.map((m) => h("option", { value: m, selected: (dns.mode || "off") === m }, m)));
+  const body = await api("/api/v1/chaos");
+  const rows = listOf(body, "domains").map((current) => {
+    const name = current.domain;
+    const mxMode = h("select", { "aria-label": `MX chaos for ${name}` },
+      MX_MODES.map((m) => h("option", { value: m, selected: (current.mx?.mode || "off") === m }, m)));
+    const dnsNow = current.dns ? (current.dns.mode ? `dns-${current.dns.mode}` : "dns-delay") : "off";
+    const dnsMode = h("select", { "aria-label": `DNS chaos for ${name}` },
+      DNS_MODES.map((m) => h("option", { value: m, selected: dnsNow === m }, m.replace("dns-", ""))));
+    const ms = h("input", { type: "number", min: "0", step: "50", placeholder: "ms", "aria-label": `delay in ms for ${name}`,
+      value: current.mx?.delay_ms || current.dns?.delay_ms || "", class: "ms" });
     const apply = h("button", { class: "small", onclick: async () => {
+      const path = `/api/v1/chaos/${encodeURIComponent(name)}`;
+      const delay = Number(ms.value || 0);
       try {
-        if (mxMode.value === "off" && dnsMode.value === "off") {
-          await api(`/api/v1/chaos/${encodeURIComponent(name)}`, { method: "DELETE" });
-        } else {
-          const body = {};
-          if (mxMode.value !== "off") body.mx = { mode: mxMode.value };
-          if (dnsMode.value !== "off") body.dns = { mode: dnsMode.value };
-          await api(`/api/v1/chaos/${encodeURIComponent(name)}`, { method: "PUT", body });
-        }
+        await api(path, { method: "DELETE" });
+        if (mxMode.value !== "off") await api(path, { method: "PUT", body: { mode: mxMode.value, ms: delay } });
+        if (dnsMode.value !== "off") await api(path, { method: "PUT", body: { mode: dnsMode.value, ms: delay } });
         toast(`Chaos for ${name} updated.`);
-        refresh();
       } catch (err) { failed(err); }
+      refresh();
     } }, "Apply");
-    return h("tr", { dataset: { domain: name } }, h("td", {}, name), h("td", {}, mxMode), h("td", {}, dnsMode),
-      h("td", { class: "mono small" }, Object.keys(current).length ? JSON.stringify(current) : "none"), h("td", {}, apply));
+    return h("tr", { dataset: { domain: name } }, h("td", {}, name), h("td", {}, mxMode), h("td", {}, dnsMode), h("td", {}, ms),
+      h("td", {}, current.active ? pill(current.description) : h("span", { class: "muted" }, "none")), h("td", {}, apply));
   });
   return h("div", { class: "tab-body" },
     h("div", { class: "toolbar" }, h("h2", {}, "Chaos"), h("span", { class: "muted" }, "make a fake domain's MX server or DNS misbehave"), h("span", { class: "spacer" }), h("button", { onclick: refresh }, "Refresh")),
     h("table", { class: "grid", "data-testid": "chaos" },
-      h("thead", {}, h("tr", {}, ["Domain", "MX server", "DNS", "In force", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Domain", "MX server", "DNS", "Delay", "In force", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, rows)));
 }
 
