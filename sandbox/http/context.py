@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from sandbox import __version__
+from sandbox.config import MEMORY
 from sandbox.http.errors import ApiError, bad_request, not_found
 from sandbox.http.serialize import ParseCache, Parsed, message_summary
 from sandbox.store import SqliteStore
 from sandbox.store import http_views as views
+from sandbox.store import tags as tag_store
 from sandbox.store.http_views import SummaryRow
 
 if TYPE_CHECKING:  # the runtime imports this package to start it
@@ -19,13 +25,60 @@ if TYPE_CHECKING:  # the runtime imports this package to start it
 
 
 @dataclass
+class Stats:
+    """Counters of this process, for Mailpit's ``RuntimeStats``."""
+
+    rejected: int = 0
+    deleted: int = 0
+
+
+@dataclass
 class Api:
     runtime: Runtime
     cache: ParseCache = field(default_factory=ParseCache)
+    stats: Stats = field(default_factory=Stats)
+    version: str = __version__
+    started: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)
+    # Totals and tags, until SQLite's data_version says some connection committed.
+    _counts: tuple[int, tuple[int, int], list[str]] | None = None
 
     @property
     def store(self) -> SqliteStore:
         return self.runtime.store
+
+    async def _cached(self) -> tuple[tuple[int, int], list[str]]:
+        # In memory the reader is the writer, whose own commits data_version ignores.
+        version = await views.data_version(self.store) if self.store.path != MEMORY else -1
+        if self._counts is not None and version != -1 and self._counts[0] == version:
+            return self._counts[1], self._counts[2]
+        counts = await views.totals(self.store)
+        names = list(await tag_store.all_tags(self.store))
+        self._counts = (version, counts, names)
+        return counts, names
+
+    async def counts(self) -> tuple[int, int]:
+        """(messages, unread) in the whole store."""
+        return (await self._cached())[0]
+
+    async def tag_names(self) -> list[str]:
+        return (await self._cached())[1]
+
+    async def accepted(self) -> tuple[int, int]:
+        return await views.arrivals_since(self.store, self.started_at)
+
+    def database_size(self) -> int:
+        if self.store.path == MEMORY:
+            return 0
+        try:
+            return os.path.getsize(self.store.path)
+        except OSError:
+            return 0
+
+    @staticmethod
+    def memory() -> int:
+        """Peak resident memory in bytes (Linux reports kilobytes)."""
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
     async def parsed(self, rows: list[SummaryRow]) -> list[Parsed]:
         """Parsed headers and bodies of these rows, reading only raw messages not cached."""

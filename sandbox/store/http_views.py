@@ -321,11 +321,13 @@ async def folder_counts(store: SqliteStore) -> list[tuple[str, str, str, int, in
 
 
 async def entries_of_queue_id(store: SqliteStore, queue_id: str) -> list[int]:
-    """The copies of the message a server accepted with this queue id (``250 … queued as``)."""
+    """The copies of the message a server accepted with this queue id (``250 … queued as``)
+    and of the messages relayed from it."""
     rows = await store.fetchall(
         "SELECT e.id FROM entries e JOIN messages m ON m.id = e.message_id"
-        " WHERE m.queue_id = ? ORDER BY e.id",
-        (queue_id,),
+        " WHERE m.queue_id = ? OR m.parent_id IN (SELECT id FROM messages WHERE queue_id = ?)"
+        " ORDER BY e.id",
+        (queue_id, queue_id),
     )
     return [int(r[0]) for r in rows]
 
@@ -349,3 +351,12 @@ async def folder_entries(
 async def all_entry_ids(store: SqliteStore) -> list[int]:
     rows = await store.fetchall("SELECT id FROM entries ORDER BY id")
     return [int(r[0]) for r in rows]
+
+
+async def arrivals_since(store: SqliteStore, since: float) -> tuple[int, int]:
+    """(messages, bytes) stored since a unix time (Mailpit's SMTPAccepted figures)."""
+    rows = await store.fetchall(
+        "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE received_at >= ?",
+        (since,),
+    )
+    return int(rows[0][0]), int(rows[0][1])
