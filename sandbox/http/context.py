@@ -140,8 +140,14 @@ def int_param(request: web.Request, name: str, default: int, *, low: int, high: 
 
 
 async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    """The request's JSON object (``{}`` for an empty optional body)."""
+    """The request's JSON object (``{}`` for an empty optional body).
+
+    A form-encoded body is read too (PyPI's mailpit-api-client sends its IDs that way):
+    a repeated field becomes a list, ``true``/``false`` become booleans.
+    """
     data = await request.read()
+    if request.content_type == "application/x-www-form-urlencoded" and data.strip():
+        return _form(await request.post())
     if not data.strip():
         if required:
             raise bad_request("this request needs a JSON body")
@@ -153,6 +159,18 @@ async def json_body(request: web.Request, *, required: bool = True) -> dict[str,
     if not isinstance(value, dict):
         raise bad_request("the body must be a JSON object")
     return value
+
+
+def _form(fields: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key in set(fields.keys()):
+        values = [_form_value(str(v)) for v in fields.getall(key)]
+        result[key] = values if key.lower() == "ids" or len(values) > 1 else values[0]
+    return result
+
+
+def _form_value(value: str) -> Any:
+    return {"true": True, "false": False}.get(value.lower(), value)
 
 
 def ok_text() -> web.Response:

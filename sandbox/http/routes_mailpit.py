@@ -162,8 +162,8 @@ async def _raw(ctx: Api, ident: str) -> tuple[views.SummaryRow, bytes]:
 
 @routes.get("/api/v1/message/{id}/headers")
 async def headers(request: web.Request) -> web.Response:
-    _, raw = await _raw(api(request), request.match_info["id"])
-    return json_response(serialize.headers(raw))
+    row, raw = await _raw(api(request), request.match_info["id"])
+    return json_response(serialize.headers(raw, row.mailbox))
 
 
 @routes.get("/api/v1/message/{id}/raw")
