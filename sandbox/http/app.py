@@ -14,6 +14,9 @@ from aiohttp import web
 
 from sandbox.http import middleware
 from sandbox.http.context import API_KEY, Api
+from sandbox.http.live import EventHub
+from sandbox.http.routes_mailhog import routes as mailhog_routes
+from sandbox.http.routes_mailpit import routes as mailpit_routes
 from sandbox.http.routes_sandbox import routes as sandbox_routes
 from sandbox.webmail import setup_webmail
 
@@ -32,8 +35,16 @@ def make_app(runtime: Runtime) -> web.Application:
         # DESIGN.md: a request body larger than the SMTP size limit is refused (413).
         client_max_size=config.smtp.max_message_size,
     )
-    app[API_KEY] = Api(runtime)
+    ctx = Api(runtime)
+    app[API_KEY] = ctx
+    hub = EventHub(ctx)
+    app.on_startup.append(hub.start)
+    app.on_shutdown.append(hub.stop)
+    app.router.add_get("/api/events", hub.handler)
+    # The sandbox's own routes first: /api/v1/message/{id}/journey before Mailpit's.
     app.add_routes(sandbox_routes)
+    app.add_routes(mailpit_routes)
+    app.add_routes(mailhog_routes)
     setup_webmail(app, runtime)
     return app
 

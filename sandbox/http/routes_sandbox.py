@@ -19,6 +19,7 @@ from aiohttp import web
 
 from sandbox.chaos import MX_MODES, STAGES, ChaosError, DomainChaos, MxFault, dns_fault
 from sandbox.events import EntriesCopied, MessagesMoved, MessageStored
+from sandbox.http import openapi
 from sandbox.http.context import api, int_param, json_body, json_response, unavailable
 from sandbox.http.errors import ApiError, bad_request, not_found
 from sandbox.http.search import SearchError, parse_search
@@ -292,3 +293,8 @@ async def wait(request: web.Request) -> web.Response:
     if row is None:  # deleted in the blink between
         raise not_found(f"the matching message {found} was deleted before it could be read")
     return json_response((await ctx.summaries([row]))[0])
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi_document(request: web.Request) -> web.Response:
+    return json_response(openapi.document())

@@ -265,10 +265,12 @@ _LINK = re.compile(r"<([^>]+)>")
 
 
 def message(row: SummaryRow, parsed: Parsed) -> dict[str, Any]:
-    """Mailpit's ``Message``: everything about one message."""
+    """Mailpit's ``Message``: everything about one message (``Read`` as older Mailpit
+    releases sent it, which PyPI's mailpit-api-client still requires)."""
     return {
         "ID": str(row.id),
         "MessageID": (row.header_message_id or "").strip("<>"),
+        "Read": row.read,
         "From": _sender(row, parsed),
         "To": [address(a) for a in parsed.to],
         "Cc": [address(a) for a in parsed.cc],
@@ -320,8 +322,13 @@ def canonical_header(name: str) -> str:
     return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
 
 
-def headers(raw: bytes) -> dict[str, list[str]]:
-    """Mailpit's headers answer: every header name (sorted) with its values in order."""
+def headers(raw: bytes, mailbox: str) -> dict[str, list[str]]:
+    """Mailpit's headers answer: every header name (sorted) with its values in order.
+
+    ``Delivered-To`` names the copy's mailbox when the message has none, as a delivery
+    agent adds it (PyPI's mailpit-api-client requires the field); the raw source stays
+    byte for byte as received.
+    """
     message = parse(header_block(raw))
     result: dict[str, list[str]] = {}
     for name, value in message.raw_items():
@@ -330,6 +337,7 @@ def headers(raw: bytes) -> dict[str, list[str]]:
         except Exception:  # a malformed header: as it came
             text = str(value)
         result.setdefault(canonical_header(name), []).append(" ".join(text.split()))
+    result.setdefault("Delivered-To", [mailbox])
     return dict(sorted(result.items()))
 
 

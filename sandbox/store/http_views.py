@@ -73,12 +73,19 @@ class SummaryRow:
         return any(f.lower() == "\\seen" for f in self.flags)
 
 
+_ENTRY_JOINS = (
+    " FROM entries e JOIN folders f ON f.id = e.folder_id"
+    " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
+)
+_MESSAGE_FIRST_JOINS = (
+    " FROM messages m CROSS JOIN entries e ON e.message_id = m.id"
+    " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
+)
 _SUMMARY_SELECT = (
     "SELECT e.id, e.message_id, mb.address, f.name, e.flags, e.held, m.envelope_from,"
     " m.envelope_to, m.size, m.received_at, m.subject, m.message_id,"
     " (SELECT group_concat(t.tag, char(31)) FROM entry_tags t WHERE t.entry_id = e.id)"
-    " FROM entries e JOIN folders f ON f.id = e.folder_id"
-    " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
+    + _ENTRY_JOINS
 )
 _UNSEEN = "instr(' ' || e.flags || ' ', ' \\Seen ') = 0"
 
@@ -192,11 +199,23 @@ async def page(
 ) -> list[SummaryRow]:
     """One page of copies, newest first."""
     where, params = where_sql(flt)
+    select = _SUMMARY_SELECT
+    if _selective(flt):
+        # A term on the message itself matches few rows: scan messages (one row per raw
+        # message) and sort the matches, rather than walk every copy newest first.
+        select = select.replace(_ENTRY_JOINS, _MESSAGE_FIRST_JOINS)
     rows = await store.fetchall(
-        _SUMMARY_SELECT + where + " ORDER BY e.id DESC LIMIT ? OFFSET ?",
+        select + where + " ORDER BY e.id DESC LIMIT ? OFFSET ?",
         [*params, limit, start],
     )
     return [_summary(r) for r in rows]
+
+
+_SELECTIVE = {"subject", "message-id", "text", "from", "larger", "smaller", "after", "before"}
+
+
+def _selective(flt: SearchFilter | None) -> bool:
+    return flt is not None and any(t.field in _SELECTIVE and not t.negated for t in flt.terms)
 
 
 async def count_matching(store: SqliteStore, flt: SearchFilter | None) -> int:
@@ -227,8 +246,10 @@ async def matching_ids(store: SqliteStore, flt: SearchFilter | None) -> list[int
 
 
 async def totals(store: SqliteStore) -> tuple[int, int]:
-    """(copies, unread copies) in the whole store."""
-    rows = await store.fetchall(f"SELECT count(*), coalesce(sum({_UNSEEN}), 0) FROM entries e")
+    """(copies, unread copies) in the whole store (the unread through ``entries_unseen``)."""
+    rows = await store.fetchall(
+        f"SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM entries e WHERE {_UNSEEN})"
+    )
     return int(rows[0][0]), int(rows[0][1])
 
 
@@ -321,11 +342,13 @@ async def folder_counts(store: SqliteStore) -> list[tuple[str, str, str, int, in
 
 
 async def entries_of_queue_id(store: SqliteStore, queue_id: str) -> list[int]:
-    """The copies of the message a server accepted with this queue id (``250 … queued as``)."""
+    """The copies of the message a server accepted with this queue id (``250 … queued as``)
+    and of the messages relayed from it."""
     rows = await store.fetchall(
         "SELECT e.id FROM entries e JOIN messages m ON m.id = e.message_id"
-        " WHERE m.queue_id = ? ORDER BY e.id",
-        (queue_id,),
+        " WHERE m.queue_id = ? OR m.parent_id IN (SELECT id FROM messages WHERE queue_id = ?)"
+        " ORDER BY e.id",
+        (queue_id, queue_id),
     )
     return [int(r[0]) for r in rows]
 
@@ -349,3 +372,12 @@ async def folder_entries(
 async def all_entry_ids(store: SqliteStore) -> list[int]:
     rows = await store.fetchall("SELECT id FROM entries ORDER BY id")
     return [int(r[0]) for r in rows]
+
+
+async def arrivals_since(store: SqliteStore, since: float) -> tuple[int, int]:
+    """(messages, bytes) stored since a unix time (Mailpit's SMTPAccepted figures)."""
+    rows = await store.fetchall(
+        "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE received_at >= ?",
+        (since,),
+    )
+    return int(rows[0][0]), int(rows[0][1])

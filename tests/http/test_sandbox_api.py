@@ -215,3 +215,31 @@ async def test_wait_times_out_with_408(client: aiohttp.ClientSession) -> None:
         async with client.get("/api/v1/wait", params=params) as r:
             assert r.status == 400
             assert (await r.json())["Error"]
+
+
+async def test_openapi_describes_every_route_and_no_other(
+    box: AsyncSandbox, client: aiohttp.ClientSession
+) -> None:
+    from sandbox.http import make_app, openapi
+
+    async with client.get("/api/v1/openapi.json") as r:
+        doc = await r.json()
+    assert doc["openapi"].startswith("3.")
+    described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert described == set(openapi.routes())
+    served = set()
+    app = make_app(box.runtime)  # the same factory the listener serves
+    for route in app.router.routes():
+        if route.method in ("HEAD", "OPTIONS"):
+            continue
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter", "")
+        served.add(
+            (
+                route.method,
+                path.replace("{id}", "{ID}")
+                .replace("{part}", "{PartID}")
+                .replace("{tag}", "{Tag}"),
+            )
+        )
+    assert served == described
