@@ -6,12 +6,15 @@ import asyncio
 import imaplib
 import smtplib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
 import pytest
 
+from sandbox.config import Account, load_config
+from sandbox.testing import Sandbox
 from sandbox.webmail.views import SESSIONS as SESSIONS_KEY
 from tests.webmail.conftest import Webmail
 
@@ -423,3 +426,27 @@ async def test_the_http_listener_serves_the_webmail_behind_its_guard(webmail: We
         journey = await client.get(url + "/api/v1/message/1/journey")
         assert journey.status == 404  # nothing stored yet: the sandbox API's own JSON error
         assert "Error" in await journey.json()
+
+
+async def test_with_accounts_a_wrong_password_is_refused():
+    config = replace(load_config(env={}), accounts=(Account("larry@beta.test", "right"),))
+    with Sandbox(config=config) as sandbox:
+        url = sandbox.http_url
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+            wrong = await client.post(
+                url + "/webmail/api/login", json={"user": "larry@beta.test", "password": "nope"}
+            )
+            assert wrong.status == 401
+            assert "login refused" in (await wrong.json())["Error"]
+            browser = Browser(client, url)
+            await browser.login("larry@beta.test", "right")
+            sent = await browser.post(
+                "/webmail/api/send", {"to": "ann@gamma.test", "subject": "Hi", "body": "x"}
+            )
+            assert sent["reply"].startswith("2.0.0")  # SMTP AUTH with the same password
+
+
+async def test_search_text_must_be_ascii(webmail: Webmail, browser: Browser):
+    await browser.login("larry@beta.test")
+    refused = await browser.get("/webmail/api/messages", 400, folder="INBOX", q="café")
+    assert "ASCII" in refused["Error"]
