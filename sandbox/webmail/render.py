@@ -22,6 +22,8 @@ _REMOTE = re.compile(
     r"""(?:\b(?:src|background|poster|srcset)\s*=\s*["']?\s*|url\(\s*["']?\s*)(?:https?:)?//""",
     re.IGNORECASE,
 )
+# CSP cannot stop a frame navigating itself; a refresh would do it without a click.
+_META_REFRESH = re.compile(r"""<meta\b[^>]*http-equiv\s*=\s*["']?\s*refresh[^>]*>""", re.IGNORECASE)
 _CID = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
 
 
@@ -163,7 +165,7 @@ def frame_html(raw: bytes) -> str:
                 )
     if images:
         html = _CID.sub(lambda m: images.get(m.group(1), m.group(0)), html)
-    return html
+    return _META_REFRESH.sub("", html)
 
 
 def html_policy(remote_images: bool) -> str:
