@@ -451,3 +451,19 @@ async def test_search_text_must_be_ascii(webmail: Webmail, browser: Browser):
     await browser.login("larry@beta.test")
     refused = await browser.get("/webmail/api/messages", 400, folder="INBOX", q="café")
     assert "ASCII" in refused["Error"]
+
+
+async def test_when_tls_comes_before_login_the_webmail_uses_imaps_and_starttls():
+    base = load_config(env={})
+    config = replace(base, tls=replace(base.tls, require_before_auth=True))
+    with Sandbox(config=config) as sandbox:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+            browser = Browser(client, sandbox.http_url)
+            await browser.login("larry@beta.test")
+            assert [f["folder"] for f in (await browser.get("/webmail/api/folders"))["folders"]]
+            await browser.post(
+                "/webmail/api/send", {"to": "ann@gamma.test", "subject": "Over TLS", "body": "x"}
+            )
+            arrived = sandbox.wait_for(to="ann@gamma.test", subject="Over TLS")
+            submitted = next(h for h in arrived.journey if h.step == "submitted")
+            assert submitted.detail.get("tls")
