@@ -94,24 +94,53 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _indexed(column: str, text: str) -> tuple[str, list[Any]]:
+    """A LIKE answered by the trigram index of migration 0012 (``message_search``).
+
+    SQLite's trigram index serves LIKE only without an ESCAPE clause, so text with a
+    wildcard character in it (rare in a search) takes the slower, escaped scan.
+    ``{drive}`` becomes ``+`` when the matches are many: the query then walks copies
+    newest first and stops at the page's end, instead of sorting every match.
+    """
+    if any(c in text for c in "%_"):
+        pattern, escape = _like(text), " ESCAPE '\\'"
+    else:
+        pattern, escape = f"%{text}%", ""
+    sql = (
+        f"{{drive}}e.message_id IN (SELECT rowid FROM message_search WHERE {column} LIKE ?{escape})"
+    )
+    return sql, [pattern]
+
+
+_INDEXED = {"to": "recipients", "from": "sender", "cc": "cc", "subject": "subject"}
+FEW = 500  # matches of an indexed term below which the index drives the query
+
+
+async def _index_drives(store: SqliteStore, flt: SearchFilter | None) -> bool:
+    """True when some indexed term matches few messages (a probe bounded by ``FEW``)."""
+    if flt is None:
+        return False
+    for term in flt.terms:
+        if term.field in _INDEXED and not term.negated:
+            sql, params = _indexed(_INDEXED[term.field], str(term.value).lower())
+            probe = sql.replace("{drive}e.message_id IN", "").strip()[1:-1]
+            rows = await store.fetchall(f"SELECT count(*) FROM ({probe} LIMIT {FEW})", params)
+            if int(rows[0][0]) < FEW:
+                return True
+    return False
+
+
 def _term_sql(term: Term) -> tuple[str, list[Any]]:
     value = term.value
     text = str(value).lower()
     like = _like(text)
     match term.field:
-        case "to":
-            return (
-                "(lower(m.header_to) LIKE ? ESCAPE '\\' OR mb.address LIKE ? ESCAPE '\\')",
-                [like, like],
-            )
+        case "to":  # To headers and envelope recipients (Bcc and held copies too)
+            return _indexed("recipients", text)
         case "from":
-            return (
-                "(lower(coalesce(m.header_from, '')) LIKE ? ESCAPE '\\'"
-                " OR lower(m.envelope_from) LIKE ? ESCAPE '\\')",
-                [like, like],
-            )
+            return _indexed("sender", text)
         case "cc":
-            return "lower(m.header_cc) LIKE ? ESCAPE '\\'", [like]
+            return _indexed("cc", text)
         case "bcc":
             # Bcc recipients are the envelope's that no To or Cc header names.
             return (
@@ -121,7 +150,7 @@ def _term_sql(term: Term) -> tuple[str, list[Any]]:
                 [like],
             )
         case "subject":
-            return "lower(coalesce(m.subject, '')) LIKE ? ESCAPE '\\'", [like]
+            return _indexed("subject", text)
         case "message-id":
             return "lower(trim(coalesce(m.message_id, ''), '<>')) = ?", [text.strip("<>")]
         case "tag":
@@ -163,7 +192,7 @@ def _term_sql(term: Term) -> tuple[str, list[Any]]:
     raise ValueError(f"unknown search field {term.field!r}")
 
 
-def where_sql(flt: SearchFilter | None) -> tuple[str, list[Any]]:
+def where_sql(flt: SearchFilter | None, *, index_drives: bool = True) -> tuple[str, list[Any]]:
     """The WHERE clause of a filter (empty when there is none)."""
     if flt is None or not flt.terms:
         return "", []
@@ -173,7 +202,8 @@ def where_sql(flt: SearchFilter | None) -> tuple[str, list[Any]]:
         sql, values = _term_sql(term)
         clauses.append(f"NOT {sql}" if term.negated else sql)
         params += values
-    return " WHERE " + " AND ".join(clauses), params
+    drive = "" if index_drives else "+"
+    return " WHERE " + " AND ".join(clauses).replace("{drive}", drive), params
 
 
 def _summary(row: tuple[Any, ...]) -> SummaryRow:
@@ -198,7 +228,7 @@ async def page(
     store: SqliteStore, flt: SearchFilter | None, *, start: int, limit: int
 ) -> list[SummaryRow]:
     """One page of copies, newest first."""
-    where, params = where_sql(flt)
+    where, params = where_sql(flt, index_drives=await _index_drives(store, flt))
     select = _SUMMARY_SELECT
     if _selective(flt):
         # A term on the message itself matches few rows: scan messages (one row per raw
@@ -211,7 +241,8 @@ async def page(
     return [_summary(r) for r in rows]
 
 
-_SELECTIVE = {"subject", "message-id", "text", "from", "larger", "smaller", "after", "before"}
+# Terms answered by scanning messages rather than the trigram index: few rows match them.
+_SELECTIVE = {"message-id", "text", "larger", "smaller", "after", "before"}
 
 
 def _selective(flt: SearchFilter | None) -> bool:

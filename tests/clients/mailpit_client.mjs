@@ -46,7 +46,12 @@ out.text = await mailpit.renderMessageText(id);
 out.info = await mailpit.getInfo();
 out.webui = await mailpit.getConfiguration();
 out.released = await mailpit.releaseMessage(id, { To: ["moe@gamma.test"] });
-out.releasedCopy = await mailpit.waitForMessage({ query: "to:moe@gamma.test" }, { timeout: 10000, interval: 100 });
+// The sender's Sent copy is stored at once, moe's own copy after the relay's hop.
+const released = await mailpit.waitForMessages(
+  { query: "to:moe@gamma.test", count: 2 },
+  { timeout: 10000, interval: 100 },
+);
+out.releasedCopy = await mailpit.getMessageSummary(released.messages[0].ID);
 out.deletedBySearch = await mailpit.deleteMessagesBySearch({ query: "to:moe@gamma.test" });
 out.afterSearchDelete = (await mailpit.searchMessages({ query: "to:moe@gamma.test" })).messages_count;
 out.deleted = await mailpit.deleteMessages({ IDs: [id] });
