@@ -147,6 +147,8 @@ class MailConnection:
         transport = getattr(client.protocol, "transport", None)
         if transport is not None:
             transport.close()
+        # aioimaplib keeps its helper tasks (IDLE waiters) in ``tasks`` and has no call that
+        # ends them; cancelled here so none outlives the connection.
         for task in list(getattr(client, "tasks", ())) + list(client.protocol.tasks):
             task.cancel()
         with contextlib.suppress(BaseException):

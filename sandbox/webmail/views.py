@@ -414,6 +414,7 @@ async def send(request: web.Request, session: WebSession) -> web.StreamResponse:
         raise Problem(403, "`all` has no address to send from: log in as a mailbox address to send")
     body = await _json_body(request)
     original: bytes | None = None
+    source_at: tuple[str, int] | None = None
     mode = _text(body, "mode", required=False, limit=20) or "new"
     if mode not in ("new", "reply", "forward"):
         raise Problem(400, "mode must be new, reply or forward")
@@ -426,6 +427,7 @@ async def send(request: web.Request, session: WebSession) -> web.StreamResponse:
         if not isinstance(src_uid, int) or src_uid <= 0:
             raise Problem(400, "source.uid must be a message UID")
         original = await _cached_raw(session, src_folder, src_uid)
+        source_at = (src_folder, src_uid)
     draft = C.Draft(
         sender=session.user,
         to=C.recipients(_text(body, "to", required=False)),
@@ -451,9 +453,9 @@ async def send(request: web.Request, session: WebSession) -> web.StreamResponse:
         password=session.password,
         tls=tls,
     )
-    if mode == "reply" and isinstance(body.get("source"), dict):
-        source = body["source"]
-        await session.imap.set_flags(source["folder"], [source["uid"]], ["\\Answered"], [])
+    if mode == "reply" and source_at is not None:
+        # RFC 3501 §2.3.2: \Answered, as every mail client sets it after a reply.
+        await session.imap.set_flags(source_at[0], [source_at[1]], ["\\Answered"], [])
     return web.json_response({"reply": reply, "message_id": message["Message-ID"]})
 
 
