@@ -355,3 +355,9 @@ def test_screenshots_of_the_main_views(
     )
     expect(rows(narrow)).to_have_count(4)
     shoot(narrow, f"webmail-narrow-{theme}", tmp_path)
+    everything = log_in(
+        browser, sandbox, "all", viewport={"width": 1280, "height": 760}, color_scheme=theme
+    )
+    everything.click(".folder[data-view=dns]")
+    expect(everything.locator("[data-testid=dns]")).to_be_visible()
+    shoot(everything, f"webmail-all-dns-{theme}", tmp_path)

@@ -73,7 +73,8 @@ async function startApp(who) {
   $("whoami").title = who.user;
   $("compose").hidden = who.all;
   await loadFolders();
-  const inbox = state.folders.find((f) => f.folder === "INBOX") || state.folders[0];
+  const inboxes = state.folders.filter((f) => f.folder === "INBOX");
+  const inbox = inboxes.find((f) => f.messages > 0) || inboxes[0] || state.folders[0];
   openSocket();
   if (inbox) await selectFolder(inbox.name);
   else drawList();
@@ -188,8 +189,7 @@ async function selectFolder(name) {
   state.query = "";
   state.cursor = -1;
   $("search").value = "";
-  $("app").classList.remove("menu-open", "reading");
-  $("list-pane").hidden = false;
+  $("app").classList.remove("menu-open", "reading", "wide-view");
   drawFolders();
   closeMessage();
   try {
@@ -497,7 +497,7 @@ async function showSandboxView(name) {
   state.view = name;
   state.open = null;
   $("app").classList.remove("menu-open");
-  $("app").classList.add("reading");
+  $("app").classList.add("reading", "wide-view");
   drawFolders();
   const pane = clear($("view-pane"));
   try {
