@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -183,7 +184,11 @@ async def part(request: web.Request) -> web.Response:
             " its PartIDs are in Attachments and Inline of GET /api/v1/message/{ID}"
         )
     content_type, filename, data = found
-    headers = {"Content-Disposition": f'inline; filename="{_safe_name(filename)}"'}
+    name = _safe_name(filename)
+    # RFC 6266 §4.3: an ASCII filename for old clients, the UTF-8 one in filename*.
+    ascii_name = name.encode("ascii", "replace").decode("ascii")
+    disposition = f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    headers = {"Content-Disposition": disposition}
     return web.Response(body=data, content_type=content_type, headers=headers)
 
 
