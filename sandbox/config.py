@@ -135,6 +135,9 @@ class RetentionConfig:
     # Never prune what arrived this recently: a test may be waiting for it right now.
     grace: float = 60.0
     interval: float = 10.0  # seconds between prunes
+    # The events journal (SMTP sessions, DNS queries, relay attempts) keeps this many rows,
+    # the oldest trimmed at each prune; 0 keeps them all.
+    max_events: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,12 @@ _SCALARS: dict[str, type] = {"host": str, "data": str, "allow_open": bool} | {
 }
 _PORT_KEYS = {key for key in _SCALARS if key.endswith(".port")}
 # Sizes, counts and timeouts: zero or less makes no sense for any of them.
-_OFF_BY_ZERO = {"retention.max_messages", "retention.max_age", "retention.grace"}
+_OFF_BY_ZERO = {
+    "retention.max_messages",
+    "retention.max_age",
+    "retention.grace",
+    "retention.max_events",
+}
 _POSITIVE_KEYS = {
     key
     for key, kind in _SCALARS.items()

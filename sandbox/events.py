@@ -1,18 +1,39 @@
-"""The in-process event bus: everything that happens is published once, here.
+"""The in-process side of the change feed: everything that happens is published once, here.
+
+The contract every subscriber (IMAP/POP3 backends, the TUI, ``sandbox.testing.wait_for``,
+the relay, the HTTP event stream) relies on:
+
+- Every change to the data file, made by *any* process on it, is published on the bus of
+  every process that has the file open (``SqliteStore.open``) exactly once, after its
+  commit, as one of the event classes below.
+- A change made in this process is published as soon as its transaction commits
+  (``SqliteStore.commit``); the same transaction writes it to the ``changes`` table.
+- A change made by another process reaches this bus through ``sandbox.store.feed.ChangeFeed``:
+  it sees SQLite's ``data_version`` move (checked every 20 ms by default), reads the new
+  ``changes`` rows of other origins in sequence order and publishes them here with
+  ``remote=True`` — within 250 ms of that commit.
+- ``StoreResynced`` means "changes may have been missed (the feed fell behind its trimmed
+  window): read the store afresh"; ``MessagesCleared`` and ``MessagesPruned`` carry only
+  counts, so a subscriber that caches rows reloads what it shows on those too.
+- Journal-only events (``SmtpSessionEnded``, ``DnsQueried``) are not data changes: they
+  stay on the bus of the process where they happened (and in the ``events`` journal).
 
 Publishers never wait for consumers. Each subscriber gets its own bounded queue; a
 subscriber that falls behind loses the oldest events (and is told how many through
-``dropped``) rather than slowing the SMTP servers down. The journal, the TUI and the
-test helpers are all subscribers.
+``dropped``) rather than slowing the SMTP servers down. A listener that raises is logged
+and skipped: what was committed stays committed, and the protocol reply says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,6 +42,8 @@ class Event:
 
     kind: str = field(init=False, default="event")
     at: float = field(default_factory=time.time, kw_only=True)
+    # True when another process made the change and the change feed brought it here.
+    remote: bool = field(default=False, kw_only=True, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         # Shallow on purpose: dataclasses.asdict deep-copies and costs ~20 µs an event.
@@ -117,8 +140,11 @@ class EventBus:
         self._listeners: list[Listener] = []
 
     def publish(self, event: Event) -> None:
-        for listener in self._listeners:
-            listener(event)
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a consumer's bug never undoes or misreports a commit
+                log.exception("an event listener failed on %s", event.kind)
         for sub in self._subscriptions:
             sub._offer(event)
 
@@ -128,8 +154,12 @@ class EventBus:
         return sub
 
     def listen(self, listener: Listener) -> None:
-        """Call ``listener`` synchronously on every event; it must be quick and not raise."""
+        """Call ``listener`` synchronously on every event; it must be quick (errors are logged)."""
         self._listeners.append(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subscriptions:
@@ -204,3 +234,67 @@ class DeliveryAttempted(Event):
     state: str
     attempt: int
     reply: str
+
+
+@dataclass(frozen=True)
+class FolderChanged(Event):
+    """A folder was created, renamed (``new_name``) or deleted (its copies: ``EntriesExpunged``)."""
+
+    kind: str = field(init=False, default="folder.changed")
+    mailbox: str
+    folder: str
+    change: str  # "created", "renamed", "deleted"
+    new_name: str | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class StoreResynced(Event):
+    """This process may have missed changes: whatever caches store rows reloads them."""
+
+    kind: str = field(init=False, default="store.resynced")
+    reason: str = ""
+
+
+# --- events as rows of the ``changes`` table -------------------------------------------
+
+FEED_EVENTS: tuple[type[Event], ...] = (
+    MessageStored,
+    MessagesCleared,
+    MessagesMoved,
+    MessagesPruned,
+    FlagsChanged,
+    EntriesExpunged,
+    EntriesCopied,
+    DeliveriesQueued,
+    DeliveryAttempted,
+    FolderChanged,
+)
+_BY_KIND: dict[str, type[Event]] = {cls.kind: cls for cls in FEED_EVENTS}
+
+
+def is_feed_event(event: Event) -> bool:
+    """Data changes travel between processes; journal-only events do not."""
+    return event.kind in _BY_KIND
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The fields that rebuild ``event`` in another process (``kind`` and ``remote`` aside)."""
+    return {f.name: getattr(event, f.name) for f in fields(event) if f.init and f.name != "remote"}
+
+
+def event_from_row(kind: str, payload: dict[str, Any]) -> Event | None:
+    """Rebuild an event another process recorded; None for a kind this version lacks."""
+    cls = _BY_KIND.get(kind)
+    if cls is None:
+        return None
+    known = {f.name for f in fields(cls) if f.init}
+    values = {k: _tuples(v) for k, v in payload.items() if k in known}
+    return cls(**values, remote=True)
+
+
+def _tuples(value: Any) -> Any:
+    """JSON gives lists back; the event classes hold tuples."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value

@@ -29,7 +29,7 @@ from fake_dns.zone import ExtraRecord
 from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
-from sandbox.events import DnsQueried, Event, EventBus, MessagesPruned
+from sandbox.events import DnsQueried, Event, EventBus
 from sandbox.http import HttpListener, start_http
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
@@ -111,7 +111,8 @@ class Runtime:
         config = self.config
         check_exposure(config)
         raise_file_limit()
-        self._store = await SqliteStore.open(config.data)
+        # The store announces on this bus, and brings other processes' changes to it.
+        self._store = await SqliteStore.open(config.data, bus=self.bus)
         self.bus.listen(self._journal)
         extra: dict[str, Any] = {}
         try:
@@ -153,7 +154,8 @@ class Runtime:
             extra.update(await self._start_mailbox_servers(server_tls))
             extra["http"] = await self._start_http()
             await self._load_chaos()
-            if config.retention.max_messages or config.retention.max_age:
+            retention = config.retention
+            if retention.max_messages or retention.max_age or retention.max_events:
                 self._prune_task = asyncio.get_running_loop().create_task(self._prune())
         except BaseException:
             await self.stop()
@@ -178,7 +180,7 @@ class Runtime:
                 config.logins.all_password if config.accounts and config.logins.allow_all else None
             ),
         )
-        pop3_backend = StorePop3Backend(self.store, config, self.bus)
+        pop3_backend = StorePop3Backend(self.store, config)
         self._imap_backend = ImapBackend(self.store, self.bus)
         imap_settings = ImapSettings.from_config(
             config, require_tls_for_auth=config.tls.require_before_auth
@@ -341,17 +343,25 @@ class Runtime:
         retention = self.config.retention
         while True:
             await asyncio.sleep(retention.interval)
+            await self.prune_now()
+
+    async def prune_now(self) -> None:
+        """One retention pass: old messages (announced as ``MessagesPruned``), the journal."""
+        retention = self.config.retention
+        if retention.max_messages or retention.max_age:
             try:
-                removed = await self.store.prune(
+                await self.store.prune(
                     max_messages=retention.max_messages,
                     max_age=retention.max_age,
                     grace=retention.grace,
                 )
             except Exception:  # the store is busy or closing; try next time
                 log.exception("retention: could not prune")
-                continue
-            if removed:
-                self.bus.publish(MessagesPruned(count=removed))
+        if retention.max_events:
+            try:
+                await self.store.trim_journal(retention.max_events)
+            except Exception:  # the same: next time
+                log.exception("retention: could not trim the events journal")
 
     def _dns_queried(self, log: QueryLog) -> None:
         self.bus.publish(
@@ -499,7 +509,8 @@ class Runtime:
         )
 
     def _journal(self, event: Event) -> None:
-        if self._store is not None:
+        # What another process did is in its own journal already.
+        if self._store is not None and not event.remote:
             self._store.journal(event.kind, event.as_dict(), event.at)
 
 

@@ -350,7 +350,7 @@ class _Engine:
             wanted = self.initial_chaos.get(domain.name, DomainChaos())
             if current != wanted:
                 await self.runtime.set_chaos(domain.name, wanted)
-        await self.store.clear()
+        await self.store.clear(with_queue=True)
 
     async def change_chaos(
         self, domain: str, change: Callable[[DomainChaos], DomainChaos]
@@ -714,11 +714,13 @@ class Sandbox(_Running):
         return self._call(self._live().wait_for(flt, timeout, new), timeout + STOP_TIMEOUT)
 
     def clear(self) -> int:
-        """Delete every message (and with them deliveries not done); returns how many."""
+        """Delete every message copy; returns how many. Relay deliveries not yet made
+        are still made (as with ``mail-sandbox clear``); ``reset()`` drops them too."""
         return self._call(self._live().clear())
 
     def reset(self) -> None:
-        """``clear()``, and every domain's chaos back to the configuration's."""
+        """``clear()`` with the queue's waiting deliveries, and every domain's chaos back
+        to the configuration's."""
         self._call(self._live().reset())
 
     def chaos(self, domain: str) -> Chaos:

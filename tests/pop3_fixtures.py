@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import pytest
 
 from sandbox.config import Account, Config, load_config
-from sandbox.events import Event, EventBus
+from sandbox.events import Event
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.store import Copy, MessageFilter, MessageRecord, NewMessage, SqliteStore
 from sandbox.tls import SandboxTLS
@@ -55,9 +55,8 @@ class Pop3Harness(LoopThread):
 
     async def _start(self) -> None:
         self.store = await SqliteStore.open(str(self.data))
-        bus = EventBus()
-        bus.listen(self.events.append)
-        self.backend = StorePop3Backend(self.store, self.config, bus)
+        self.store.bus.listen(self.events.append)
+        self.backend = StorePop3Backend(self.store, self.config)
         common: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "hostname": "pop.beta.test"}
         self.plain = await start_pop3_server(
             self.backend,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.config import Account, Config, load_config
-from sandbox.events import EntriesCopied, EntriesExpunged, Event, EventBus, MessagesMoved
+from sandbox.events import EntriesCopied, EntriesExpunged, Event, MessagesMoved
 from sandbox.pop3.backend import FETCH_BATCH, StorePop3Backend, apop_digest
 from sandbox.pop3.codec import NeedData, Pop3Codec, to_wire
 from sandbox.pop3.session import Pop3Session, Pop3Settings, State
@@ -82,9 +82,8 @@ def events() -> list[Event]:
 
 @pytest.fixture
 def backend(store: SqliteStore, tmp_path: Path, events: list[Event]) -> StorePop3Backend:
-    bus = EventBus()
-    bus.listen(events.append)
-    return StorePop3Backend(store, make_config(tmp_path), bus)
+    store.bus.listen(events.append)
+    return StorePop3Backend(store, make_config(tmp_path))
 
 
 def session(backend: StorePop3Backend, **kw: object) -> Transcript:

@@ -19,7 +19,6 @@ import click
 from sandbox.cli.errors import bad_input, failure
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.read import run_with_store
-from sandbox.events import EventBus
 from sandbox.ingest import ingest
 from sandbox.mailio import (
     ImportProblem,
@@ -88,14 +87,13 @@ def import_command(
         raise failure(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
 
     async def work(store: SqliteStore) -> int:
-        bus = EventBus()  # nobody listens in this process; a running server reads the rows
         copies = 0
         with progress(len(messages), "importing") as bar:
             for start in range(0, len(messages), INGEST_CHUNK):
                 chunk = messages[start : start + INGEST_CHUNK]
                 # Started together, they share the store's group commits; the store's
                 # queue keeps their order, so ids follow the files.
-                pending = [asyncio.ensure_future(ingest(store, bus, m)) for m in chunk]
+                pending = [asyncio.ensure_future(ingest(store, m)) for m in chunk]
                 for result in await asyncio.gather(*pending):
                     copies += len(result.copies)
                 bar.update(len(chunk))

@@ -29,7 +29,8 @@ def run_with_store(config: Config, work: Callable[[SqliteStore], Awaitable[T]]) 
         )
 
     async def run() -> T:
-        store = await SqliteStore.open(config.data)
+        # A one-shot command writes and reads; others' changes need not reach its bus.
+        store = await SqliteStore.open(config.data, follow=False)
         try:
             return await work(store)
         finally:
@@ -194,10 +195,19 @@ def _describe_filter(flt: MessageFilter) -> str:
 
 
 @click.command()
+@click.option(
+    "--with-queue",
+    is_flag=True,
+    help="Also drop relay deliveries not yet made (without it they are still delivered).",
+)
 @common_options
 @click.pass_context
-def clear(ctx: click.Context, /, **kwargs: Any) -> None:
-    """Delete every message (mailboxes and their UIDs stay)."""
+def clear(ctx: click.Context, /, with_queue: bool, **kwargs: Any) -> None:
+    """Delete every message copy in every mailbox (mailboxes and their UIDs stay).
+
+    Relay deliveries still queued or deferred are kept and still delivered, so their
+    messages stay in the store until then; --with-queue drops those deliveries too.
+    """
     config = build_config(ctx, pop_common(kwargs))
-    count = run_with_store(config, lambda store: store.clear())
+    count = run_with_store(config, lambda store: store.clear(with_queue=with_queue))
     click.echo(f"deleted {count} message{'s' if count != 1 else ''}")

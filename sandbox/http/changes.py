@@ -1,13 +1,14 @@
-"""Changes the API makes: commit through the store, then announce on the bus once, so
-IMAP sessions, the TUI, ``wait`` and the events WebSocket all see them."""
+"""Changes the API makes. The store commits each one and then announces it on the bus
+(and, through the change feed, to every other process), so IMAP sessions, the TUI,
+``wait`` and the events WebSocket all see them; tags, which only this API has, are
+announced here, in this process."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 
-from sandbox.events import EntriesExpunged, Event, EventBus, FlagsChanged, MessagesCleared
+from sandbox.events import Event, EventBus
 from sandbox.store import SqliteStore
 from sandbox.store import tags as tag_store
 
@@ -22,44 +23,19 @@ class TagsChanged(Event):
     entries: tuple[tuple[int, tuple[str, ...]], ...]  # (entry id, its tags now)
 
 
-async def mark_read(store: SqliteStore, bus: EventBus, ids: Sequence[int], read: bool) -> int:
+async def mark_read(store: SqliteStore, ids: Sequence[int], read: bool) -> int:
     """``\\Seen`` on or off (RFC 3501 §2.3.2); returns how many copies changed."""
-    changed = await store.set_seen(ids, read)
-    for (mailbox, folder), group in groupby(
-        sorted(changed, key=lambda c: (c[2], c[3])), key=lambda c: (c[2], c[3])
-    ):
-        bus.publish(
-            FlagsChanged(
-                mailbox=mailbox,
-                folder=folder,
-                changes=tuple((c[0], c[1], c[4]) for c in group),
-                origin=ORIGIN,
-            )
-        )
-    return len(changed)
+    return len(await store.set_seen(ids, read, origin=ORIGIN))
 
 
-async def delete(store: SqliteStore, bus: EventBus, ids: Sequence[int]) -> int:
+async def delete(store: SqliteStore, ids: Sequence[int]) -> int:
     """Delete copies (a message stays while the relay still needs it)."""
-    removed = await store.delete_entries(ids)
-    for (mailbox, folder), group in groupby(
-        sorted(removed, key=lambda c: (c[2], c[3])), key=lambda c: (c[2], c[3])
-    ):
-        bus.publish(
-            EntriesExpunged(
-                mailbox=mailbox,
-                folder=folder,
-                entries=tuple((c[0], c[1]) for c in group),
-                origin=ORIGIN,
-            )
-        )
-    return len(removed)
+    return len(await store.delete_entries(ids, origin=ORIGIN))
 
 
-async def clear(store: SqliteStore, bus: EventBus) -> int:
-    count = await store.clear()
-    bus.publish(MessagesCleared(count=count))
-    return count
+async def clear(store: SqliteStore) -> int:
+    """Every copy goes; mail the relay still has to deliver stays queued."""
+    return await store.clear()
 
 
 async def set_tags(

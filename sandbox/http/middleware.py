@@ -104,7 +104,11 @@ class Guard:
         )
         self.password = config.http.password
         self.accounts = {a.address: a.password for a in config.accounts}
-        self.needs_credentials = bool(self.password) or self.open_beyond_loopback
+        # Beyond loopback only `allow_open` without accounts (refused at start otherwise)
+        # leaves the API open, as it leaves every other listener.
+        self.needs_credentials = bool(self.password) or (
+            self.open_beyond_loopback and (bool(self.accounts) or not config.allow_open)
+        )
 
     def host_allowed(self, host: str | None) -> bool:
         if host is None or self.open_beyond_loopback:

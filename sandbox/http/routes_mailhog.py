@@ -55,7 +55,7 @@ async def search(request: web.Request) -> web.Response:
 async def delete_one(request: web.Request) -> web.Response:
     ctx = api(request)
     entry_id = parse_id(request.match_info["id"])
-    if not await changes.delete(ctx.store, ctx.runtime.bus, [entry_id]):
+    if not await changes.delete(ctx.store, [entry_id]):
         raise not_found(f"no message with ID {entry_id}")
     return web.Response(status=200)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -111,7 +112,7 @@ async def set_read(request: web.Request) -> web.Response:
             raise bad_request(str(exc)) from None
     if not ids:
         ids = await views.all_entry_ids(ctx.store)
-    await changes.mark_read(ctx.store, ctx.runtime.bus, ids, read)
+    await changes.mark_read(ctx.store, ids, read)
     return ok_text()
 
 
@@ -122,9 +123,9 @@ async def delete_messages(request: web.Request) -> web.Response:
     ctx = api(request)
     ids = _ids(await json_body(request, required=False))
     if ids:
-        await changes.delete(ctx.store, ctx.runtime.bus, ids)
+        await changes.delete(ctx.store, ids)
         return ok_text()
-    await changes.clear(ctx.store, ctx.runtime.bus)
+    await changes.clear(ctx.store)
     # Without a body this is MailHog's delete-all too, whose clients parse any body as
     # JSON: an empty 200 suits both (Mailpit's clients read the answer as text).
     return web.Response(status=200)
@@ -136,7 +137,7 @@ async def delete_search(request: web.Request) -> web.Response:
     flt = _filter(request)
     if flt is None:
         raise bad_request("say which messages to delete: ?query=from:ann")
-    await changes.delete(ctx.store, ctx.runtime.bus, await views.matching_ids(ctx.store, flt))
+    await changes.delete(ctx.store, await views.matching_ids(ctx.store, flt))
     return ok_text()
 
 
@@ -147,7 +148,7 @@ async def get_message(request: web.Request) -> web.Response:
     row = await ctx.row(request.match_info["id"])
     (parsed,) = await ctx.parsed([row])
     if not row.read:
-        await changes.mark_read(ctx.store, ctx.runtime.bus, [row.id], True)
+        await changes.mark_read(ctx.store, [row.id], True)
         row = await views.summary(ctx.store, row.id) or row
     return json_response(serialize.message(row, parsed))
 
@@ -183,7 +184,11 @@ async def part(request: web.Request) -> web.Response:
             " its PartIDs are in Attachments and Inline of GET /api/v1/message/{ID}"
         )
     content_type, filename, data = found
-    headers = {"Content-Disposition": f'inline; filename="{_safe_name(filename)}"'}
+    name = _safe_name(filename)
+    # RFC 6266 §4.3: an ASCII filename for old clients, the UTF-8 one in filename*.
+    ascii_name = name.encode("ascii", "replace").decode("ascii")
+    disposition = f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    headers = {"Content-Disposition": disposition}
     return web.Response(body=data, content_type=content_type, headers=headers)
 
 

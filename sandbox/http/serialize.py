@@ -20,6 +20,7 @@ from sandbox.store.http_views import SummaryRow
 
 SNIPPET_LENGTH = 250
 CACHE_SIZE = 4096
+CACHE_BODY_LIMIT = 64 * 1024  # characters of text and HTML a cached message may hold
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class ParseCache:
             self._items.move_to_end(message_id)
             return found
         parsed = parse_message(raw)
+        if len(parsed.text) + len(parsed.html) > CACHE_BODY_LIMIT:
+            return parsed  # a huge body is parsed again when asked for, not kept
         self._items[message_id] = parsed
         if len(self._items) > self._size:
             self._items.popitem(last=False)

@@ -1,19 +1,19 @@
 """IMAP's access to the store: its own SQL, group-committed writes, a parsed-message cache.
 
-Writes go through ``store.write(job)`` so each is one transaction in the writer's group
-commit; reads go through ``store.fetchall``. Every change other sessions must learn of
-is published on the bus here, after its commit, and the bus is also how this backend
-learns of changes made elsewhere (SMTP deliveries, POP3, the TUI): one listener fans
-events out to the sessions watching each folder.
+Every statement lives in ``sandbox.store.folders``; writes go through
+``store.commit(job)``: each is one transaction in the writer's group commit, its events
+recorded for the change feed in it and announced on the bus after it; reads go through
+``store.read``. The bus is also how this backend learns of changes
+made elsewhere (SMTP deliveries, POP3, the TUI, other processes through the change feed):
+one listener fans events out to the sessions watching each folder.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import aiosqlite
@@ -25,46 +25,21 @@ from sandbox.events import (
     EventBus,
     FlagsChanged,
     MessagesCleared,
+    MessagesPruned,
     MessageStored,
+    StoreResynced,
 )
 from sandbox.imap.message import Part, parse_message, split_header
 from sandbox.ingest import ingest
-from sandbox.store import Copy, Hop, NewMessage, SqliteStore, domain_of
+from sandbox.store import Copy, Hop, NewMessage, SqliteStore, folders
+from sandbox.store.folders import Entry, Folder
+from sandbox.store.messages import delete_copies, expunged_events
+
+__all__ = ["Entry", "Folder", "FolderKey", "ImapBackend", "Meta", "Snapshot", "merge_flags"]
 
 FolderKey = tuple[str, str]  # (mailbox address, folder name)
 Watcher = Callable[[Event], None]
 _CHUNK = 500  # ids per IN (...) query
-
-# RFC 3501 §2.3.1.1: a new folder never reuses a UIDVALIDITY (same rule as 0001's trigger).
-_NEW_UIDVALIDITY = (
-    "max(CAST(strftime('%s', 'now') AS INTEGER),"
-    " (SELECT coalesce(max(uidvalidity), 0) + 1 FROM folders))"
-)
-
-
-@dataclass(frozen=True)
-class Folder:
-    id: int
-    address: str
-    name: str
-    special_use: str | None
-    uidvalidity: int
-    uidnext: int
-    subscribed: bool
-
-    @property
-    def key(self) -> FolderKey:
-        return (self.address, self.name)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One message copy in a folder, as a selected session tracks it."""
-
-    entry_id: int
-    uid: int
-    message_id: int
-    flags: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -108,11 +83,6 @@ class _Lru:
         while self.used > self.budget and self._items:
             _, (_, dropped) = self._items.popitem(last=False)
             self.used -= dropped
-
-
-def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
 
 
 def merge_flags(
@@ -191,7 +161,8 @@ class ImapBackend:
         elif isinstance(event, FlagsChanged | EntriesExpunged | EntriesCopied):
             for watcher in tuple(self._watchers.get((event.mailbox, event.folder), ())):
                 watcher(event)
-        elif isinstance(event, MessagesCleared):
+        elif isinstance(event, MessagesCleared | MessagesPruned | StoreResynced):
+            # They carry counts only: every selected session rereads its folder.
             for watcher in tuple(self._all_watchers):
                 watcher(event)
 
@@ -207,148 +178,38 @@ class ImapBackend:
 
     async def ensure_mailbox(self, address: str) -> None:
         """A mailbox springs into being at first login, like catch-all delivery makes it."""
-
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO mailboxes (address, domain, created_at)"
-                " VALUES (?, ?, strftime('%s', 'now')) ON CONFLICT (address) DO NOTHING",
-                (address, domain_of(address)),
-            )
-
-        if not await self.store.fetchall("SELECT 1 FROM mailboxes WHERE address = ?", (address,)):
-            await self.store.write(job)
+        if not await self.store.read(lambda conn: folders.mailbox_exists(conn, address)):
+            await self.store.commit(lambda conn: folders.ensure_mailbox(conn, address))
 
     async def folders(self, address: str | None = None) -> list[Folder]:
         """Every folder of one mailbox, or of all mailboxes (the ``all`` login)."""
-        sql = (
-            "SELECT f.id, m.address, f.name, f.special_use, f.uidvalidity, f.uidnext,"
-            " f.subscribed FROM folders f JOIN mailboxes m ON m.id = f.mailbox_id"
-        )
-        params: tuple[Any, ...] = ()
-        if address is not None:
-            sql += " WHERE m.address = ?"
-            params = (address,)
-        rows = await self.store.fetchall(sql + " ORDER BY m.address, f.name", params)
-        return [_folder(row) for row in rows]
+        return await self.store.read(lambda conn: folders.list_folders(conn, address))
 
     async def mailbox_addresses(self) -> list[str]:
-        rows = await self.store.fetchall("SELECT address FROM mailboxes ORDER BY address")
-        return [str(r[0]) for r in rows]
+        return await self.store.read(folders.mailbox_addresses)
 
     async def folder(self, address: str, name: str) -> Folder | None:
-        rows = await self.store.fetchall(
-            "SELECT f.id, m.address, f.name, f.special_use, f.uidvalidity, f.uidnext,"
-            " f.subscribed FROM folders f JOIN mailboxes m ON m.id = f.mailbox_id"
-            " WHERE m.address = ? AND f.name = ?",
-            (address, name),
-        )
-        return _folder(rows[0]) if rows else None
+        return await self.store.read(lambda conn: folders.get_folder(conn, address, name))
 
     async def create_folder(self, address: str, name: str) -> bool:
         """False when it exists already."""
-
-        async def job(conn: aiosqlite.Connection) -> bool:
-            await conn.execute(
-                "INSERT INTO mailboxes (address, domain, created_at)"
-                " VALUES (?, ?, strftime('%s', 'now')) ON CONFLICT (address) DO NOTHING",
-                (address, domain_of(address)),
-            )
-            cursor = await conn.execute(
-                "INSERT INTO folders (mailbox_id, name, uidvalidity)"
-                f" SELECT id, ?, {_NEW_UIDVALIDITY} FROM mailboxes WHERE address = ?"
-                " ON CONFLICT (mailbox_id, name) DO NOTHING",
-                (name, address),
-            )
-            return cursor.rowcount > 0
-
-        return await self.store.write(job)
+        return await self.store.commit(folders.create(address, name))
 
     async def delete_folder(self, folder: Folder, origin: str) -> None:
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int, int]]:
-            rows = await conn.execute_fetchall(
-                "SELECT id, uid, message_id FROM entries WHERE folder_id = ?", (folder.id,)
-            )
-            entries = [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
-            await conn.execute("DELETE FROM entries WHERE folder_id = ?", (folder.id,))
-            await conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
-            await _drop_orphans(conn, [e[2] for e in entries])
-            return entries
-
-        entries = await self.store.write(job)
+        await self.store.commit(folders.delete(folder, origin))
         self.recent_seen.pop(folder.id, None)
-        if entries:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=folder.address,
-                    folder=folder.name,
-                    entries=tuple((e[0], e[1]) for e in entries),
-                    origin=origin,
-                )
-            )
 
     async def rename_folder(self, folder: Folder, new_name: str, origin: str) -> bool:
         """Rename a folder and its children (§6.3.5); INBOX moves its messages instead."""
-
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int]] | None:
-            taken = await conn.execute_fetchall(
-                "SELECT 1 FROM folders f JOIN mailboxes m ON m.id = f.mailbox_id"
-                " WHERE m.address = ? AND f.name = ?",
-                (folder.address, new_name),
-            )
-            if taken:
-                return None
-            if folder.name == "INBOX":
-                # §6.3.5: renaming INBOX moves its messages to a new folder; INBOX stays.
-                cursor = await conn.execute(
-                    "INSERT INTO folders (mailbox_id, name, uidvalidity, uidnext)"
-                    f" SELECT mailbox_id, ?, {_NEW_UIDVALIDITY}, uidnext FROM folders"
-                    " WHERE id = ?",
-                    (new_name, folder.id),
-                )
-                moved = await conn.execute_fetchall(
-                    "SELECT id, uid FROM entries WHERE folder_id = ?", (folder.id,)
-                )
-                await conn.execute(
-                    "UPDATE entries SET folder_id = ? WHERE folder_id = ?",
-                    (cursor.lastrowid, folder.id),
-                )
-                return [(int(r[0]), int(r[1])) for r in moved]
-            prefix = folder.name + "/"
-            await conn.execute(
-                "UPDATE folders SET name = ? || substr(name, ?) WHERE mailbox_id ="
-                " (SELECT mailbox_id FROM folders WHERE id = ?) AND substr(name, 1, ?) = ?",
-                (new_name + "/", len(prefix) + 1, folder.id, len(prefix), prefix),
-            )
-            await conn.execute("UPDATE folders SET name = ? WHERE id = ?", (new_name, folder.id))
-            return []
-
-        moved = await self.store.write(job)
-        if moved is None:
-            return False
-        if moved:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=folder.address, folder=folder.name, entries=tuple(moved), origin=origin
-                )
-            )
-        return True
+        moved = await self.store.commit(folders.rename(folder, new_name, origin))
+        return moved is not None
 
     async def set_subscribed(self, folder: Folder, subscribed: bool) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
-                "UPDATE folders SET subscribed = ? WHERE id = ?", (int(subscribed), folder.id)
-            )
-
-        await self.store.write(job)
+        await self.store.commit(folders.set_subscribed(folder.id, subscribed))
 
     async def counts(self, folder_id: int, recent_after: int) -> tuple[int, int, int]:
         """(messages, unseen, recent) for STATUS (§6.3.10)."""
-        rows = await self.store.fetchall(
-            "SELECT count(*), coalesce(sum(instr(' ' || flags || ' ', ' \\Seen ') = 0), 0),"
-            " coalesce(sum(uid > ?), 0) FROM entries WHERE folder_id = ?",
-            (recent_after, folder_id),
-        )
-        return int(rows[0][0]), int(rows[0][1]), int(rows[0][2])
+        return await self.store.read(lambda conn: folders.counts(conn, folder_id, recent_after))
 
     # --- entries --------------------------------------------------------------------
 
@@ -360,10 +221,7 @@ class ImapBackend:
         reader is its writer. Read before the entries, so a commit in between only makes
         the next SELECT rebuild again.
         """
-        rows = await self.store.fetchall(
-            "SELECT (SELECT data_version FROM pragma_data_version), total_changes()"
-        )
-        stamp = (int(rows[0][0]), int(rows[0][1]))
+        stamp = await self.store.read(folders.stamp)
         cached = self._snapshots.get(folder_id)
         if cached is not None and cached.stamp == stamp:
             return cached
@@ -377,20 +235,7 @@ class ImapBackend:
         return snap
 
     async def entries(self, folder_id: int, after_uid: int = 0) -> list[Entry]:
-        rows = await self.store.fetchall(
-            "SELECT id, uid, message_id, flags FROM entries"
-            " WHERE folder_id = ? AND uid > ? ORDER BY uid",
-            (folder_id, after_uid),
-        )
-        # Most messages share a handful of flag strings: split each one once.
-        split: dict[str, tuple[str, ...]] = {}
-        out = []
-        for entry_id, uid, message_id, text in rows:
-            flags = split.get(text)
-            if flags is None:
-                flags = split[text] = tuple(str(text).split())
-            out.append(Entry(entry_id, uid, message_id, flags))
-        return out
+        return await self.store.read(lambda conn: folders.entries(conn, folder_id, after_uid))
 
     async def update_flags(
         self,
@@ -402,34 +247,10 @@ class ImapBackend:
     ) -> dict[int, tuple[str, ...]]:
         """Read-modify-write in one transaction, so concurrent STOREs never lose a flag."""
 
-        async def job(conn: aiosqlite.Connection) -> dict[int, tuple[int, tuple[str, ...], bool]]:
-            result: dict[int, tuple[int, tuple[str, ...], bool]] = {}
-            updates: list[tuple[str, int]] = []
-            for chunk in _chunks(entry_ids):
-                rows = await conn.execute_fetchall(
-                    "SELECT id, uid, flags FROM entries WHERE folder_id = ?"
-                    " AND id IN (SELECT value FROM json_each(?))",
-                    (folder.id, json.dumps(list(chunk))),
-                )
-                for entry_id, uid, text in rows:
-                    current = tuple(str(text).split())
-                    new = merge_flags(current, mode, flags)
-                    changed = new != current
-                    result[int(entry_id)] = (int(uid), new, changed)
-                    if changed:
-                        updates.append((" ".join(new), int(entry_id)))
-            if updates:
-                await conn.executemany("UPDATE entries SET flags = ? WHERE id = ?", updates)
-            return result
+        def merge(current: tuple[str, ...]) -> tuple[str, ...]:
+            return merge_flags(current, mode, flags)
 
-        result = await self.store.write(job)
-        changes = tuple((eid, uid, new) for eid, (uid, new, changed) in result.items() if changed)
-        if changes:
-            self.bus.publish(
-                FlagsChanged(
-                    mailbox=folder.address, folder=folder.name, changes=changes, origin=origin
-                )
-            )
+        result = await self.store.commit(folders.update_flags(folder, entry_ids, merge, origin))
         return {eid: new for eid, (_, new, _) in result.items()}
 
     async def expunge(
@@ -437,18 +258,13 @@ class ImapBackend:
     ) -> list[tuple[int, int]]:
         """Delete these copies (and messages no copy refers to any more)."""
 
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int, int]]:
-            return await _delete_entries(conn, folder.id, entry_ids)
+        async def job(
+            conn: aiosqlite.Connection,
+        ) -> tuple[list[tuple[int, int]], tuple[Event, ...]]:
+            gone = await delete_copies(conn, entry_ids, folder.id)
+            return [(g[0], g[1]) for g in gone], expunged_events(gone, origin)
 
-        deleted = await self.store.write(job)
-        gone = [(e[0], e[1]) for e in deleted]
-        if gone:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=folder.address, folder=folder.name, entries=tuple(gone), origin=origin
-                )
-            )
-        return gone
+        return await self.store.commit(job)
 
     async def copy(
         self,
@@ -464,71 +280,8 @@ class ImapBackend:
         RFC 3501 §6.4.7: flags go along; the new copies get ascending UIDs in one run.
         """
 
-        async def job(
-            conn: aiosqlite.Connection,
-        ) -> tuple[int, list[tuple[int, int, int, int]], list[tuple[int, int, int]]]:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT uidvalidity, uidnext FROM folders WHERE id = ?", (target.id,)
-                )
-            )
-            if not rows:
-                raise LookupError(target.name)
-            uidvalidity, uidnext = int(rows[0][0]), int(rows[0][1])
-            present: dict[int, tuple[int, str, int]] = {}
-            for chunk in _chunks([e.entry_id for e in entries]):
-                found = await conn.execute_fetchall(
-                    "SELECT id, message_id, flags, held FROM entries WHERE folder_id = ?"
-                    " AND id IN (SELECT value FROM json_each(?))",
-                    (source.id, json.dumps(list(chunk))),
-                )
-                for r in found:
-                    present[int(r[0])] = (int(r[1]), str(r[2]), int(r[3]))
-            inserts = []
-            pairs: list[tuple[int, int, int, int]] = []  # old uid, new uid, message, old entry
-            for entry in entries:
-                if entry.entry_id not in present:
-                    continue
-                message_id, flags, held = present[entry.entry_id]
-                inserts.append((target.id, uidnext, message_id, flags, held))
-                pairs.append((entry.uid, uidnext, message_id, entry.entry_id))
-                uidnext += 1
-            await conn.executemany(
-                "INSERT INTO entries (folder_id, uid, message_id, flags, held, added_at)"
-                " VALUES (?, ?, ?, ?, ?, strftime('%s', 'now'))",
-                inserts,
-            )
-            deleted: list[tuple[int, int, int]] = []
-            if move:
-                deleted = await _delete_entries(conn, source.id, [p[3] for p in pairs])
-            if pairs:
-                new_rows = await conn.execute_fetchall(
-                    "SELECT uid, id FROM entries WHERE folder_id = ? AND uid BETWEEN ? AND ?",
-                    (target.id, pairs[0][1], pairs[-1][1]),
-                )
-                ids = {int(r[0]): int(r[1]) for r in new_rows}
-                pairs = [(old, new, mid, ids[new]) for old, new, mid, _ in pairs]
-            return uidvalidity, pairs, deleted
-
-        uidvalidity, pairs, deleted = await self.store.write(job)
-        if pairs:
-            self.bus.publish(
-                EntriesCopied(
-                    mailbox=target.address,
-                    folder=target.name,
-                    entries=tuple((p[3], p[1], p[2]) for p in pairs),
-                    origin=origin,
-                )
-            )
-        if deleted:
-            self.bus.publish(
-                EntriesExpunged(
-                    mailbox=source.address,
-                    folder=source.name,
-                    entries=tuple((d[0], d[1]) for d in deleted),
-                    origin=origin,
-                )
-            )
+        job = folders.copy(source, entries, target, move=move, origin=origin)
+        uidvalidity, pairs = await self.store.commit(job)
         return uidvalidity, [(p[0], p[1]) for p in pairs]
 
     async def append(
@@ -537,7 +290,6 @@ class ImapBackend:
         """Through the one ingest path, so the TUI and IDLE hear of it like any delivery."""
         stored = await ingest(
             self.store,
-            self.bus,
             NewMessage(
                 raw=raw,
                 envelope_from="",
@@ -554,14 +306,11 @@ class ImapBackend:
 
     async def meta(self, message_ids: Sequence[int]) -> dict[int, Meta]:
         missing = [m for m in message_ids if m not in self._meta]
-        for chunk in _chunks(missing):
-            rows = await self.store.fetchall(
-                "SELECT id, size, received_at FROM messages"
-                " WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(chunk)),),
-            )
-            for r in rows:
-                self._meta[int(r[0])] = Meta(int(r[1]), float(r[2]))
+        for chunk in folders.chunks(missing):
+            for mid, size, received_at in await self.store.read(
+                partial(folders.sizes, message_ids=chunk)
+            ):
+                self._meta[mid] = Meta(size, received_at)
         return {m: self._meta[m] for m in message_ids if m in self._meta}
 
     async def headers(self, message_ids: Sequence[int]) -> dict[int, bytes]:
@@ -578,17 +327,13 @@ class ImapBackend:
                 missing.append(mid)
             else:
                 result[mid] = cached
-        for chunk in _chunks(missing):
-            rows = await self.store.fetchall(
-                "SELECT id, CASE instr(raw, X'0D0A0D0A') WHEN 0 THEN raw"
-                " ELSE substr(raw, 1, instr(raw, X'0D0A0D0A') + 3) END"
-                " FROM messages WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(chunk)),),
-            )
-            for mid, data in rows:
-                header = split_header(bytes(data))[0]
-                self._headers.put(int(mid), header, len(header) + 100)
-                result[int(mid)] = header
+        for chunk in folders.chunks(missing):
+            for mid, data in await self.store.read(
+                partial(folders.header_blocks, message_ids=chunk)
+            ):
+                header = split_header(data)[0]
+                self._headers.put(mid, header, len(header) + 100)
+                result[mid] = header
         return result
 
     async def flat_messages(
@@ -618,19 +363,14 @@ class ImapBackend:
             for m in (ahead() if ahead is not None else ())
             if m not in wanted and self._ahead.get(m) is None and self._parsed.get(m) is None
         ]
-        for chunk in _chunks(missing + extra):
-            rows = await self.store.fetchall(
-                "SELECT id, raw FROM messages WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(chunk)),),
-            )
-            for mid, raw in rows:
-                data = bytes(raw)
+        for chunk in folders.chunks(missing + extra):
+            for mid, data in await self.store.read(partial(folders.raws, message_ids=chunk)):
                 header, body = split_header(data)
                 part = Part(header, body)
-                if int(mid) in wanted:
-                    result[int(mid)] = part
+                if mid in wanted:
+                    result[mid] = part
                 else:
-                    self._ahead.put(int(mid), part, len(data) + 200)
+                    self._ahead.put(mid, part, len(data) + 200)
         return result
 
     async def messages(self, message_ids: Sequence[int]) -> dict[int, Part]:
@@ -642,57 +382,9 @@ class ImapBackend:
                 missing.append(mid)
             else:
                 result[mid] = cached
-        for chunk in _chunks(missing):
-            rows = await self.store.fetchall(
-                "SELECT id, raw FROM messages WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(chunk)),),
-            )
-            for mid, raw in rows:
-                part = parse_message(bytes(raw))
-                self._parsed.put(int(mid), part, len(raw) + 500)
-                result[int(mid)] = part
+        for chunk in folders.chunks(missing):
+            for mid, raw in await self.store.read(partial(folders.raws, message_ids=chunk)):
+                part = parse_message(raw)
+                self._parsed.put(mid, part, len(raw) + 500)
+                result[mid] = part
         return result
-
-
-def _folder(row: Sequence[Any]) -> Folder:
-    return Folder(
-        id=int(row[0]),
-        address=str(row[1]),
-        name=str(row[2]),
-        special_use=row[3],
-        uidvalidity=int(row[4]),
-        uidnext=int(row[5]),
-        subscribed=bool(row[6]),
-    )
-
-
-async def _delete_entries(
-    conn: aiosqlite.Connection, folder_id: int, entry_ids: Sequence[int]
-) -> list[tuple[int, int, int]]:
-    deleted: list[tuple[int, int, int]] = []
-    for chunk in _chunks(entry_ids):
-        ids = json.dumps(list(chunk))
-        rows = await conn.execute_fetchall(
-            "SELECT id, uid, message_id FROM entries WHERE folder_id = ?"
-            " AND id IN (SELECT value FROM json_each(?))",
-            (folder_id, ids),
-        )
-        deleted += [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
-        await conn.execute(
-            "DELETE FROM entries WHERE folder_id = ? AND id IN (SELECT value FROM json_each(?))",
-            (folder_id, ids),
-        )
-    await _drop_orphans(conn, [d[2] for d in deleted])
-    return deleted
-
-
-async def _drop_orphans(conn: aiosqlite.Connection, message_ids: Sequence[int]) -> None:
-    """A message goes once no folder holds a copy (its hops cascade with it)."""
-    for chunk in _chunks(sorted(set(message_ids))):
-        # Something else (the relay queue) may still refer to it: then the row stays.
-        with contextlib.suppress(aiosqlite.IntegrityError):
-            await conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-                " AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = messages.id)",
-                (json.dumps(list(chunk)),),
-            )

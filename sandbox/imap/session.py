@@ -37,7 +37,9 @@ from sandbox.events import (
     Event,
     FlagsChanged,
     MessagesCleared,
+    MessagesPruned,
     MessageStored,
+    StoreResynced,
 )
 from sandbox.imap import response as R
 from sandbox.imap.backend import Entry, Folder, FolderKey, ImapBackend, Meta
@@ -731,6 +733,7 @@ class Session:
                     return [e.message_id for e in sel.entries[after : after + _READ_AHEAD]]
 
             sel.next_body_index = indexes[-1] + 1
+        vanished = False
         for start in range(0, len(indexes), _FETCH_CHUNK):
             chunk = indexes[start : start + _FETCH_CHUNK]
             entries = [sel.entries[i] for i in chunk]
@@ -756,10 +759,16 @@ class Session:
                 entry = sel.entries[i]
                 items = self._fetch_items(attrs, entry, meta, parts)
                 if items is None:
-                    continue  # the message vanished under us (RFC 2180 §4.1.3)
+                    vanished = True  # removed by another process under us
+                    continue
                 if entry.entry_id in flags_changed and not any(a.name == "FLAGS" for a in attrs):
                     items.append(b"FLAGS " + self._flags(entry))
                 await self.emit(b"* %d FETCH (" % (i + 1) + b" ".join(items) + b")\r\n")
+        if vanished:
+            # RFC 2180 §4.1.3: NO for a message expunged meanwhile, never OK without its
+            # data; the EXPUNGE follows at the next command that may carry it (§7.4.1).
+            sel.resync_pending = True
+            raise No("Some of the requested messages were deleted meanwhile", "EXPUNGEISSUED")
         await self._ok(cmd.tag, "FETCH completed", expunge_ok=cmd.uid)
 
     def _fetch_items(
@@ -908,7 +917,8 @@ class Session:
             if event.origin == self.origin:
                 return
             sel.expunge_pending.update(uid for _, uid in event.entries)
-        elif isinstance(event, MessagesCleared):
+        elif isinstance(event, MessagesCleared | MessagesPruned | StoreResynced):
+            # Counts only: reread the folder and report the difference (§7.4.1, §7.3.1).
             sel.resync_pending = True
         else:
             return

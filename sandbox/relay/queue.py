@@ -24,8 +24,7 @@ from collections.abc import Callable
 import dns.asyncresolver
 
 from sandbox.config import Config
-from sandbox.events import DeliveriesQueued, DeliveryAttempted, Event, EventBus
-from sandbox.ingest import ingest
+from sandbox.events import DeliveriesQueued, Event, EventBus
 from sandbox.mime import received_count
 from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
 from sandbox.relay.dsn import build_dsn
@@ -240,6 +239,12 @@ class Relay:
         if deferred:
             summary["retry_in_seconds"] = round(next_at - now, 3)
         all_hops = [*hops, *attempt.hops, Hop("relay", state, summary)]
+        bounce: NewMessage | None = None
+        if bounced:
+            bounce, bounce_hops = self._bounce(delivery, bounced, attempt.remote, raw)
+            all_hops += bounce_hops
+        # One commit for the outcome and its bounce (a crash loses neither), then
+        # DeliveryAttempted and the bounce's own events are announced.
         await self.store.finish_attempt(
             delivery,
             state=state,
@@ -247,46 +252,24 @@ class Relay:
             next_attempt_at=next_at,
             last_reply=attempt.reply,
             hops=all_hops,
+            bounce=bounce,
         )
-        self.bus.publish(
-            DeliveryAttempted(
-                delivery_id=delivery.id,
-                message_id=delivery.message_id,
-                domain=delivery.domain,
-                state=state,
-                attempt=number,
-                reply=attempt.reply,
-            )
-        )
-        if bounced:
-            await self._bounce(delivery, bounced, attempt.remote, raw)
 
     # --- bounces ----------------------------------------------------------------------
 
-    async def _bounce(
+    def _bounce(
         self,
         delivery: Delivery,
         failures: list[tuple[str, str]],
         remote: str | None,
         raw: bytes | None,
-    ) -> None:
+    ) -> tuple[NewMessage | None, list[Hop]]:
+        """The DSN to store for these failures, and the hops the failed message gets."""
         sender = delivery.envelope_from
         if not sender:
             # RFC 5321 §4.5.5 and RFC 3464: a bounce is never bounced (no mail loops).
-            await self.store.add_hops(
-                delivery.message_id,
-                [
-                    Hop(
-                        "bounce",
-                        "not sent",
-                        {
-                            "domain": delivery.domain,
-                            "reason": "the failed message was itself a bounce",
-                        },
-                    )
-                ],
-            )
-            return
+            reason = "the failed message was itself a bounce"
+            return None, [Hop("bounce", "not sent", {"domain": delivery.domain, "reason": reason})]
         reporting = self.config.smtp.hostname
         queue_id = secrets.token_hex(6)
         dsn = build_dsn(
@@ -325,30 +308,20 @@ class Relay:
                     },
                 )
             )
-        await ingest(
-            self.store,
-            self.bus,
-            NewMessage(
-                raw=raw_dsn,
-                envelope_from="",
-                envelope_to=(sender,),
-                source="relay",
-                copies=() if fake else (Copy(sender, INBOX, held=True),),
-                hops=tuple(hops),
-                queue_id=queue_id,
-                deliveries=(NewDelivery(sender_domain, (sender,)),) if fake else (),
-            ),
+        message = NewMessage(
+            raw=raw_dsn,
+            envelope_from="",
+            envelope_to=(sender,),
+            source="relay",
+            copies=() if fake else (Copy(sender, INBOX, held=True),),
+            hops=tuple(hops),
+            queue_id=queue_id,
+            deliveries=(NewDelivery(sender_domain, (sender,)),) if fake else (),
         )
-        await self.store.add_hops(
-            delivery.message_id,
-            [
-                Hop(
-                    "bounce",
-                    "sent",
-                    {"domain": delivery.domain, "to": sender, "queue_id": queue_id},
-                )
-            ],
+        sent = Hop(
+            "bounce", "sent", {"domain": delivery.domain, "to": sender, "queue_id": queue_id}
         )
+        return message, [sent]
 
     # --- who we are on the wire -------------------------------------------------------
 

@@ -175,9 +175,9 @@ class BaseHandler(ABC):
             },
         )
         plan = self.plan(sender, recipients)
+        parent = self.trace_parent(content)
         await ingest(
             self.store,
-            self.bus,
             NewMessage(
                 raw=header + content,
                 envelope_from=sender,
@@ -186,8 +186,10 @@ class BaseHandler(ABC):
                 copies=plan.copies,
                 hops=(arrival, *plan.hops),
                 queue_id=queue_id,
-                parent_queue_id=self.trace_parent(content),
+                parent_queue_id=parent,
                 deliveries=plan.deliveries,
+                # Exactly once: the relay's delivery is marked in this very commit.
+                delivered_for=self.relay_domain if parent else None,
             ),
         )
         return f"250 2.0.0 OK: queued as {queue_id}"
@@ -199,6 +201,9 @@ class BaseHandler(ABC):
             cached = (await self.reverse_lookup(address)) or ""
             session.sandbox_reverse_name = cached  # type: ignore[attr-defined]
         return cached or None
+
+    # The domain whose relay deliveries this server fulfils (an MX server's own).
+    relay_domain: str | None = None
 
     def trace_parent(self, content: bytes) -> str | None:
         """The queue id this message continues, if it was relayed to us by the sandbox."""
@@ -273,6 +278,7 @@ class MxHandler(BaseHandler):
     ) -> None:
         super().__init__(config, store, bus, hostname, reverse_lookup)
         self.domain = domain
+        self.relay_domain = domain
         self.server_name = f"mx:{domain}"
         self.chaos = chaos or ChaosBoard()
 

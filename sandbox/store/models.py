@@ -72,6 +72,10 @@ class NewMessage:
     queue_id: str | None = None  # the id in our 250 reply and Received: header
     parent_queue_id: str | None = None  # the relayed message this one continues
     deliveries: tuple[NewDelivery, ...] = ()
+    # Set by the MX server of this sandbox domain: the relay delivery the message fulfils
+    # (found through ``parent_queue_id``) is marked done in the same commit, and copies
+    # for recipients it already delivered are not stored again (exactly once).
+    delivered_for: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class StoredMessage:
     copies: tuple[StoredCopy, ...]
     subject: str | None = None
     delivery_ids: tuple[int, ...] = ()
+    duplicate: bool = False  # a relay retry of copies already stored: nothing new
 
 
 QUEUED = "queued"

@@ -8,9 +8,19 @@ what lets the SMTP server say 250 only after the commit. If any job in a batch f
 batch is rolled back and its jobs are run again one transaction each, so one bad job
 never costs the others their data.
 
-Reads use a second connection (WAL lets them run beside the writer); an in-memory
-database has one connection for both, since two ``:memory:`` connections are two
-databases.
+Commit, then announce: ``commit(job)`` runs a job that returns its result and the events
+it caused; the events' rows go into the ``changes`` table in the same transaction, and
+only once that transaction has committed are the events published on the store's bus
+(a listener that fails is logged by the bus, never turned into the caller's error).
+Other processes on the file read those rows through the change feed (``feed.py``).
+
+Reads use a second connection (WAL lets them run beside the writer), and the feed a third;
+an in-memory database has one connection for all, since two ``:memory:`` connections are
+two databases (and no other process can share it).
+
+Two processes writing at once: each transaction waits for the other's lock
+(``busy_timeout``) and a batch that still finds the file locked is tried again, for up to
+``LOCKED_RETRY_SECONDS`` in all, before the caller is told the file is busy.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,32 +41,31 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from sandbox.config import MEMORY
-from sandbox.mime import summarize
+from sandbox.events import (
+    Event,
+    EventBus,
+)
+from sandbox.store import changes, chaos, deliveries, journal, messages, retention, views
+from sandbox.store.feed import ChangeFeed
+from sandbox.store.messages import ingest_events, ingest_many, insert_hops
 from sandbox.store.models import (
-    INBOX,
-    QUEUED,
-    SENT,
-    TRASH,
     Delivery,
     Hop,
     MessageFilter,
     MessageRecord,
     NewMessage,
-    StoredCopy,
     StoredMessage,
     domain_of,
-    normalize_address,
 )
-from sandbox.store.tags import tag_arrivals
+from sandbox.store.views import ALL
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
 MAX_BATCH = 256
-DEFAULT_FOLDERS = (INBOX, SENT, TRASH)
-ALL = MessageFilter()  # made with every mailbox by the migration's trigger
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 5_000
+LOCKED_RETRY_SECONDS = 30.0
 
 
 class StoreError(RuntimeError):
@@ -93,8 +104,20 @@ async def _connect(path: str, *, read_only: bool = False) -> aiosqlite.Connectio
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:
-    """Apply numbered migrations in order; safe when two processes open the file at once."""
-    await conn.execute("BEGIN IMMEDIATE")
+    """Apply numbered migrations in order; safe when two processes open the file at once.
+
+    Another process may hold the write lock longer than ``busy_timeout``: wait for it
+    (within ``LOCKED_RETRY_SECONDS``) rather than fail to open.
+    """
+    deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+    while True:
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.05)
     try:
         async with conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
@@ -136,11 +159,21 @@ class SqliteStore:
     """The single source of truth. Create with ``await SqliteStore.open(path)``."""
 
     def __init__(
-        self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+        self,
+        path: str,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        bus: EventBus | None = None,
     ) -> None:
         self.path = path
+        self.bus = bus if bus is not None else EventBus()
+        # Names this store's rows in the change feed, so its own feed skips them.
+        self.origin = secrets.token_hex(8)
         self._writer_conn = writer
         self._reader = reader
+        self._feed: ChangeFeed | None = None
+        self._feed_conn: aiosqlite.Connection | None = None
+        self._changes_written = 0
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -148,7 +181,20 @@ class SqliteStore:
         self._journal_flush_queued = False
 
     @classmethod
-    async def open(cls, path: str) -> SqliteStore:
+    async def open(
+        cls,
+        path: str,
+        *,
+        bus: EventBus | None = None,
+        follow: bool = True,
+        feed_interval: float | None = None,
+    ) -> SqliteStore:
+        """Open (creating and migrating) the data file.
+
+        ``bus``: where changes are announced (a new one if not given). ``follow``: also
+        publish other processes' changes there (the change feed); a short-lived command
+        that only writes may pass False.
+        """
         if path != MEMORY:
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -160,14 +206,31 @@ class SqliteStore:
             reader = writer if path == MEMORY else await _connect(path, read_only=True)
         except (OSError, aiosqlite.Error) as exc:
             raise StoreError(f"cannot open the data file {path}: {exc}") from None
-        store = cls(path, writer, reader)
+        store = cls(path, writer, reader, bus)
         store._writer_task = asyncio.get_running_loop().create_task(store._write_loop())
+        if follow and path != MEMORY:
+            try:
+                store._feed_conn = await _connect(path, read_only=True)
+                kwargs = {} if feed_interval is None else {"interval": feed_interval}
+                store._feed = ChangeFeed(store._feed_conn, store.bus, store.origin, **kwargs)
+                await store._feed.start()
+            except (OSError, aiosqlite.Error) as exc:
+                await store.close()
+                raise StoreError(f"cannot follow the data file {path}: {exc}") from None
         return store
+
+    async def poll_changes(self) -> int:
+        """Publish other processes' changes now, without waiting for the feed's timer."""
+        return await self._feed.poll() if self._feed is not None else 0
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._feed is not None:
+            await self._feed.stop()
+        if self._feed_conn is not None:
+            await self._feed_conn.close()
         self._queue.put_nowait(None)
         if self._writer_task is not None:
             await self._writer_task
@@ -184,6 +247,35 @@ class SqliteStore:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future))
         return await future
+
+    async def commit(
+        self, job: Callable[[aiosqlite.Connection], Awaitable[tuple[T, Sequence[Event]]]]
+    ) -> T:
+        """Run a job that returns (result, events); commit; then announce the events.
+
+        The one way a change is made: its feed rows are in its own transaction, and its
+        events reach this process's listeners only after the commit.
+        """
+
+        async def recorded(conn: aiosqlite.Connection) -> tuple[T, tuple[Event, ...]]:
+            result, events = await job(conn)
+            await self._record(conn, events)
+            return result, tuple(events)
+
+        result, events = await self.write(recorded)
+        self.announce(events)
+        return result
+
+    def announce(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.bus.publish(event)
+
+    async def _record(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
+        written = await changes.record(conn, self.origin, events)
+        self._changes_written += written
+        if self._changes_written >= changes.TRIM_EVERY:
+            self._changes_written = 0
+            await changes.trim(conn)
 
     def write_later(self, job: Job) -> None:
         """Queue a write nobody waits for (the journal); failures are logged."""
@@ -207,26 +299,42 @@ class SqliteStore:
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         conn = self._writer_conn
-        results: list[Any] = []
-        try:
-            await conn.execute("BEGIN IMMEDIATE")
-            for run in _runs(batch):
-                if run[0].ingest is not None:
-                    results += await _ingest_many(conn, [p.ingest for p in run if p.ingest])
-                else:
-                    results += [await pending.job(conn) for pending in run]
-            await conn.execute("COMMIT")
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-            if len(batch) > 1:
-                for pending in batch:  # find the bad job; the others still commit
-                    await self._commit_batch([pending])
+        deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+        while True:
+            results: list[Any] = []
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                for run in _runs(batch):
+                    if run[0].ingest is not None:
+                        results += await self._ingest_run(conn, [p.ingest for p in run if p.ingest])
+                    else:
+                        results += [await pending.job(conn) for pending in run]
+                await conn.execute("COMMIT")
+                break
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                if _locked(exc) and time.monotonic() < deadline:
+                    # Another process holds the file past busy_timeout: wait, try again.
+                    await asyncio.sleep(0.05)
+                    continue
+                if _locked(exc):
+                    exc = StoreError(
+                        f"the data file {self.path} stayed locked by another process for"
+                        f" {LOCKED_RETRY_SECONDS:.0f} s; stop whatever holds it and try again"
+                    )
+                await self._fail_batch(batch, exc)
                 return
-            _settle(batch[0], None, exc)
-            return
         for pending, result in zip(batch, results, strict=True):
             _settle(pending, result, None)
+
+    async def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
+        if len(batch) > 1 and not isinstance(exc, StoreError):
+            for pending in batch:  # find the bad job; the others still commit
+                await self._commit_batch([pending])
+            return
+        for pending in batch:
+            _settle(pending, None, exc)
 
     # --- messages -------------------------------------------------------------------
 
@@ -234,17 +342,44 @@ class SqliteStore:
         """Store a message once and a copy per mailbox folder; returns once committed."""
         if self._closed:
             raise StoreError("the store is closed")
-        future: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(_ingest_job(message), future, message))
-        return await future
+        future: asyncio.Future[tuple[StoredMessage, tuple[Event, ...]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue.put_nowait(_Pending(self._ingest_job(message), future, message))
+        stored, events = await future
+        self.announce(events)
+        return stored
+
+    def _ingest_job(self, message: NewMessage) -> Job:
+        async def job(conn: aiosqlite.Connection) -> tuple[StoredMessage, tuple[Event, ...]]:
+            return (await self._ingest_run(conn, [message]))[0]
+
+        return job
+
+    async def _ingest_run(
+        self, conn: aiosqlite.Connection, items: list[NewMessage]
+    ) -> list[tuple[StoredMessage, tuple[Event, ...]]]:
+        """Insert a run of messages and their feed rows; each with the events it causes."""
+        out = []
+        every: list[Event] = []
+        for message, stored in zip(items, await ingest_many(conn, items), strict=True):
+            events = ingest_events(message, stored)
+            every += events
+            out.append((stored, events))
+        await self._record(conn, every)
+        return out
 
     async def add_hops(self, message_id: int, hops: Iterable[Hop]) -> None:
         hops = tuple(hops)
 
         async def job(conn: aiosqlite.Connection) -> None:
-            await _insert_hops(conn, message_id, hops)
+            await insert_hops(conn, message_id, hops)
 
         await self.write(job)
+
+    async def read(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run a reader from one of the store's modules on the read connection."""
+        return await job(self._reader)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read query on the reader connection (for modules that own their own SQL)."""
@@ -253,37 +388,20 @@ class SqliteStore:
     async def list_messages(
         self, flt: MessageFilter = ALL, *, limit: int | None = None
     ) -> list[MessageRecord]:
-        where, params = _filter_sql(flt)
-        sql = _RECORD_SELECT + where + " ORDER BY e.id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        rows = await self._reader.execute_fetchall(sql, params)
-        return [_record(row) for row in rows]
+        return await views.list_messages(self._reader, flt, limit=limit)
 
     async def newest_message(self, flt: MessageFilter = ALL) -> MessageRecord | None:
-        where, params = _filter_sql(flt)
-        rows = await self._reader.execute_fetchall(
-            _RECORD_SELECT + where + " ORDER BY e.id DESC LIMIT 1", params
-        )
-        return _record(next(iter(rows))) if rows else None
+        return await views.newest_message(self._reader, flt)
 
     async def last_id(self) -> int:
         """The highest message copy id ever given (ids are never reused)."""
-        rows = await self._reader.execute_fetchall(
-            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'"
-        )
-        return int(next(iter(rows))[0])
+        return await views.last_id(self._reader)
 
     async def get_message(self, entry_id: int) -> MessageRecord | None:
-        rows = await self._reader.execute_fetchall(_RECORD_SELECT + " WHERE e.id = ?", (entry_id,))
-        return _record(next(iter(rows))) if rows else None
+        return await views.get_message(self._reader, entry_id)
 
     async def raw(self, message_id: int) -> bytes | None:
-        rows = await self._reader.execute_fetchall(
-            "SELECT raw FROM messages WHERE id = ?", (message_id,)
-        )
-        return bytes(next(iter(rows))[0]) if rows else None
+        return await views.raw(self._reader, message_id)
 
     async def journey(self, message_id: int, domain: str | None = None) -> tuple[Hop, ...]:
         """The hops of a message and of the messages it was relayed from, in time order.
@@ -291,21 +409,7 @@ class SqliteStore:
         With ``domain``, an ancestor's hops about other domains' deliveries are left out:
         the copy in larry@beta.test does not need gamma.test's retries.
         """
-        rows = await self._reader.execute_fetchall(
-            "WITH RECURSIVE chain (id, depth) AS (SELECT ?, 0 UNION ALL"
-            " SELECT m.parent_id, c.depth + 1 FROM messages m JOIN chain c ON m.id = c.id"
-            " WHERE m.parent_id IS NOT NULL AND c.depth < 30)"
-            " SELECT h.step, h.outcome, h.detail, h.at, c.depth FROM hops h"
-            " JOIN chain c ON h.message_id = c.id ORDER BY h.at, h.id",
-            (message_id,),
-        )
-        hops = []
-        for step, outcome, detail_text, at, depth in rows:
-            detail = json.loads(detail_text)
-            if depth and domain is not None and detail.get("domain") not in (None, domain):
-                continue
-            hops.append(Hop(step, outcome, detail, at))
-        return tuple(hops)
+        return await views.journey(self._reader, message_id, domain)
 
     async def journey_of(self, record: MessageRecord) -> tuple[Hop, ...]:
         """The journey as this copy's mailbox saw it."""
@@ -316,35 +420,16 @@ class SqliteStore:
     async def due_deliveries(
         self, now: float, limit: int, exclude: Iterable[int] = ()
     ) -> list[Delivery]:
-        excluded = json.dumps(sorted(exclude))
-        rows = await self._reader.execute_fetchall(
-            _DELIVERY_SELECT + " WHERE d.state IN ('queued', 'deferred') AND d.next_attempt_at <= ?"
-            " AND d.id NOT IN (SELECT value FROM json_each(?))"
-            " ORDER BY d.next_attempt_at, d.id LIMIT ?",
-            (now, excluded, limit),
-        )
-        return [_delivery(row) for row in rows]
+        return await deliveries.due_deliveries(self._reader, now, limit, exclude)
 
     async def next_attempt_at(self, exclude: Iterable[int] = ()) -> float | None:
-        rows = await self._reader.execute_fetchall(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE state IN ('queued', 'deferred')"
-            " AND id NOT IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(exclude)),),
-        )
-        value = next(iter(rows))[0]
-        return float(value) if value is not None else None
+        return await deliveries.next_attempt_at(self._reader, exclude)
 
     async def pending_deliveries(self) -> list[Delivery]:
-        rows = await self._reader.execute_fetchall(
-            _DELIVERY_SELECT + " WHERE d.state IN ('queued', 'deferred') ORDER BY d.id"
-        )
-        return [_delivery(row) for row in rows]
+        return await deliveries.pending_deliveries(self._reader)
 
     async def deliveries_of(self, message_id: int) -> list[Delivery]:
-        rows = await self._reader.execute_fetchall(
-            _DELIVERY_SELECT + " WHERE d.message_id = ? ORDER BY d.id", (message_id,)
-        )
-        return [_delivery(row) for row in rows]
+        return await deliveries.deliveries_of(self._reader, message_id)
 
     async def finish_attempt(
         self,
@@ -355,110 +440,62 @@ class SqliteStore:
         next_attempt_at: float,
         last_reply: str | None,
         hops: Iterable[Hop],
-    ) -> None:
-        """Record one attempt's outcome and its hops in one transaction."""
-        hops = tuple(hops)
+        bounce: NewMessage | None = None,
+    ) -> str:
+        """Record one attempt's outcome and its hops in one transaction; returns the state.
 
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
-                "UPDATE deliveries SET state = ?, recipients = ?, attempts = attempts + 1,"
-                " next_attempt_at = ?, last_reply = ?, updated_at = ? WHERE id = ?",
-                (
-                    state,
-                    json.dumps(list(recipients)),
-                    next_attempt_at,
-                    last_reply,
-                    time.time(),
-                    delivery.id,
-                ),
+        Recipients an MX server of this sandbox already marked delivered (in its own
+        commit, see ``NewMessage.delivered_for``) never come back into the queue, even if
+        the relay did not hear that 250: the state says what is really left. ``bounce``,
+        the DSN for recipients that failed, is stored in the same commit.
+        """
+        return await self.commit(
+            deliveries.finish_attempt(
+                delivery,
+                state=state,
+                recipients=recipients,
+                next_attempt_at=next_attempt_at,
+                last_reply=last_reply,
+                hops=hops,
+                bounce=bounce,
             )
-            await _insert_hops(conn, delivery.message_id, hops)
-
-        await self.write(job)
+        )
 
     async def retry_now(self) -> int:
         """Make every delivery not yet done due at once; returns how many."""
-
-        async def job(conn: aiosqlite.Connection) -> int:
-            cur = await conn.execute(
-                "UPDATE deliveries SET next_attempt_at = ? WHERE state IN ('queued', 'deferred')",
-                (time.time(),),
-            )
-            return cur.rowcount
-
-        return await self.write(job)
+        return await self.write(deliveries.retry_now())
 
     # --- chaos settings shared with other processes ---------------------------------
 
     async def set_chaos(self, domain: str, settings: dict[str, Any] | None) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            if settings is None:
-                await conn.execute("DELETE FROM chaos WHERE domain = ?", (domain,))
-            else:
-                await conn.execute(
-                    "INSERT INTO chaos (domain, settings, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (domain) DO UPDATE SET settings = excluded.settings,"
-                    " updated_at = excluded.updated_at",
-                    (domain, json.dumps(settings), time.time()),
-                )
-
-        await self.write(job)
+        return await self.write(chaos.set_chaos(domain, settings))
 
     async def chaos(self) -> dict[str, dict[str, Any]]:
-        rows = await self._reader.execute_fetchall("SELECT domain, settings FROM chaos")
-        return {r[0]: json.loads(r[1]) for r in rows}
+        return await chaos.chaos(self._reader)
 
     async def count_messages(self) -> int:
-        rows = await self._reader.execute_fetchall("SELECT count(*) FROM entries")
-        return int(next(iter(rows))[0])
+        return await views.count_messages(self._reader)
 
     async def prune(self, *, max_messages: int, max_age: float, grace: float) -> int:
         """Delete the oldest messages beyond ``max_messages`` or older than ``max_age``
         seconds (0: no limit). Never one received in the last ``grace`` seconds, nor one
         the relay still has to deliver. Returns how many messages went."""
-        now = time.time()
+        return await self.commit(
+            retention.prune(max_messages=max_messages, max_age=max_age, grace=grace)
+        )
 
-        async def job(conn: aiosqlite.Connection) -> int:
-            keep_after = now - grace
-            doomed: set[int] = set()
-            if max_age > 0:
-                rows = await conn.execute_fetchall(
-                    "SELECT id FROM messages WHERE received_at < ? AND received_at < ?",
-                    (now - max_age, keep_after),
-                )
-                doomed.update(int(r[0]) for r in rows)
-            if max_messages > 0:
-                rows = await conn.execute_fetchall(
-                    "SELECT id FROM messages WHERE received_at < ? AND id NOT IN"
-                    " (SELECT id FROM messages ORDER BY id DESC LIMIT ?)",
-                    (keep_after, max_messages),
-                )
-                doomed.update(int(r[0]) for r in rows)
-            if not doomed:
-                return 0
-            ids = json.dumps(sorted(doomed))
-            cur = await conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id"
-                " AND d.state IN ('queued', 'deferred'))",
-                (ids,),
-            )
-            return cur.rowcount
+    async def clear(self, *, with_queue: bool = False) -> int:
+        """Delete every message copy; mailboxes and folders stay, so UIDs keep ascending.
 
-        return await self.write(job)
+        A message the relay still has to deliver stays (without copies) until it is
+        delivered, unless ``with_queue`` drops those deliveries first. Returns how many
+        copies went.
+        """
+        return await self.commit(messages.clear(with_queue=with_queue))
 
-    async def clear(self) -> int:
-        """Delete every message; mailboxes and folders stay, so UIDs keep ascending."""
-
-        async def job(conn: aiosqlite.Connection) -> int:
-            async with conn.execute("SELECT count(*) FROM entries") as cur:
-                row = await cur.fetchone()
-            await conn.execute("DELETE FROM entries")
-            await conn.execute("DELETE FROM hops")
-            await conn.execute("DELETE FROM messages")
-            return int(row[0]) if row else 0
-
-        return await self.write(job)
+    async def trim_journal(self, keep: int) -> int:
+        """Keep the newest ``keep`` rows of the events journal; returns how many went."""
+        return await self.write(journal.trim_journal(keep))
 
     # --- the journal ----------------------------------------------------------------
 
@@ -483,177 +520,32 @@ class SqliteStore:
                 taken.extend(self._journal_rows)
                 self._journal_rows.clear()
                 self._journal_flush_queued = False
-            await conn.executemany("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)", taken)
+            await journal.insert(conn, taken)
 
         return job
 
     async def events(
         self, *, kind: str | None = None, after_id: int = 0, limit: int = 1000
     ) -> list[tuple[int, float, str, dict[str, Any]]]:
-        sql = "SELECT id, at, kind, data FROM events WHERE id > ?"
-        params: list[Any] = [after_id]
-        if kind is not None:
-            sql += " AND kind = ?"
-            params.append(kind)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
-        rows = await self._reader.execute_fetchall(sql, params)
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return await journal.events(self._reader, kind=kind, after_id=after_id, limit=limit)
 
     # --- single copies, as the TUI changes them ---------------------------------------
 
-    async def delete_entries(self, entry_ids: Sequence[int]) -> list[tuple[int, int, str, str]]:
-        """Delete these copies; a message goes with its last copy unless the relay still
-        has a delivery for it (queued or deferred). Returns (entry id, uid, mailbox, folder)
-        of the copies deleted, for the caller's ``EntriesExpunged`` events."""
-        ids = json.dumps(sorted(set(entry_ids)))
+    async def delete_entries(
+        self, entry_ids: Sequence[int], origin: str = "tui"
+    ) -> list[tuple[int, int, str, str]]:
+        """Delete these copies (``delete_copies``'s rule) and announce ``EntriesExpunged``.
 
-        async def job(conn: aiosqlite.Connection) -> list[tuple[int, int, str, str]]:
-            rows = await conn.execute_fetchall(
-                "SELECT e.id, e.uid, mb.address, f.name, e.message_id FROM entries e"
-                " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
-                " WHERE e.id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            )
-            await conn.execute(
-                "DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?))", (ids,)
-            )
-            await conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-                " AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = messages.id)"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = messages.id"
-                " AND state IN ('queued', 'deferred'))",
-                (json.dumps(sorted({int(r[4]) for r in rows})),),
-            )
-            return [(int(r[0]), int(r[1]), str(r[2]), str(r[3])) for r in rows]
-
-        return await self.write(job)
+        Returns (entry id, uid, mailbox, folder) of the copies deleted."""
+        return await self.commit(messages.delete_entries(entry_ids, origin))
 
     async def set_seen(
-        self, entry_ids: Sequence[int], seen: bool
+        self, entry_ids: Sequence[int], seen: bool, origin: str = "tui"
     ) -> list[tuple[int, int, str, str, tuple[str, ...]]]:
-        """Add or remove ``\\Seen`` (RFC 3501 §2.3.2) on these copies; returns the copies
-        that changed as (entry id, uid, mailbox, folder, new flags) for ``FlagsChanged``."""
-        ids = json.dumps(sorted(set(entry_ids)))
-
-        async def job(
-            conn: aiosqlite.Connection,
-        ) -> list[tuple[int, int, str, str, tuple[str, ...]]]:
-            rows = await conn.execute_fetchall(
-                "SELECT e.id, e.uid, mb.address, f.name, e.flags FROM entries e"
-                " JOIN folders f ON f.id = e.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id"
-                " WHERE e.id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            )
-            changed: list[tuple[int, int, str, str, tuple[str, ...]]] = []
-            for entry_id, uid, mailbox, folder, text in rows:
-                current = tuple(str(text).split())
-                has = any(f.lower() == "\\seen" for f in current)
-                if has == seen:
-                    continue
-                new = (
-                    (*current, "\\Seen")
-                    if seen
-                    else tuple(f for f in current if f.lower() != "\\seen")
-                )
-                changed.append((int(entry_id), int(uid), str(mailbox), str(folder), new))
-            await conn.executemany(
-                "UPDATE entries SET flags = ? WHERE id = ?",
-                [(" ".join(c[4]), c[0]) for c in changed],
-            )
-            return changed
-
-        return await self.write(job)
-
-
-_RECORD_SELECT = (
-    "SELECT e.id, e.message_id, mb.address, f.name, e.uid, e.flags, e.held, m.header_from,"
-    " m.header_to, m.header_cc, m.subject, m.date, m.message_id, m.size, m.received_at,"
-    " m.envelope_from"
-    " FROM entries e JOIN folders f ON f.id = e.folder_id"
-    " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
-)
-
-
-_DELIVERY_SELECT = (
-    "SELECT d.id, d.message_id, d.domain, d.envelope_from, d.recipients, d.state, d.attempts,"
-    " d.next_attempt_at, d.last_reply, d.created_at, d.updated_at, m.subject"
-    " FROM deliveries d JOIN messages m ON m.id = d.message_id"
-)
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        id=row[0],
-        message_id=row[1],
-        domain=row[2],
-        envelope_from=row[3],
-        recipients=tuple(json.loads(row[4])),
-        state=row[5],
-        attempts=row[6],
-        next_attempt_at=row[7],
-        last_reply=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-        subject=row[11],
-    )
-
-
-def _record(row: Any) -> MessageRecord:
-    return MessageRecord(
-        id=row[0],
-        message_id=row[1],
-        mailbox=row[2],
-        folder=row[3],
-        uid=row[4],
-        flags=tuple(row[5].split()),
-        held=bool(row[6]),
-        from_addr=row[7],
-        to=tuple(json.loads(row[8])),
-        cc=tuple(json.loads(row[9])),
-        subject=row[10],
-        date=row[11],
-        header_message_id=row[12],
-        size=row[13],
-        received_at=row[14],
-        envelope_from=row[15],
-    )
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _filter_sql(flt: MessageFilter) -> tuple[str, list[Any]]:
-    clauses = ["e.id > ?"]
-    params: list[Any] = [flt.after_id]
-    if flt.to:
-        to = normalize_address(flt.to)
-        if "@" in to and not to.startswith("@"):
-            clauses.append("mb.address = ?")
-            params.append(to)
-        else:
-            clauses.append("mb.domain = ?")
-            params.append(to.lstrip("@"))
-    if flt.sender:
-        sender = normalize_address(flt.sender)
-        if "@" in sender and not sender.startswith("@"):
-            clauses.append("(lower(m.header_from) = ? OR lower(m.envelope_from) = ?)")
-            params += [sender, sender]
-        else:
-            pattern = "%@" + _like_escape(sender.lstrip("@"))
-            clauses.append(
-                "(lower(m.header_from) LIKE ? ESCAPE '\\'"
-                " OR lower(m.envelope_from) LIKE ? ESCAPE '\\')"
-            )
-            params += [pattern, pattern]
-    if flt.subject:
-        clauses.append("m.subject LIKE ? ESCAPE '\\'")
-        params.append("%" + _like_escape(flt.subject) + "%")
-    if flt.folder:
-        clauses.append("f.name = ?")
-        params.append(flt.folder)
-    return " WHERE " + " AND ".join(clauses), params
+        """Add or remove ``\\Seen`` (RFC 3501 §2.3.2) on these copies and announce
+        ``FlagsChanged``; returns the copies that changed as (entry id, uid, mailbox,
+        folder, new flags)."""
+        return await self.commit(messages.set_seen(entry_ids, seen, origin))
 
 
 def _runs(batch: list[_Pending]) -> list[list[_Pending]]:
@@ -667,157 +559,9 @@ def _runs(batch: list[_Pending]) -> list[list[_Pending]]:
     return runs
 
 
-def _ingest_job(message: NewMessage) -> Job:
-    async def job(conn: aiosqlite.Connection) -> StoredMessage:
-        return (await _ingest_many(conn, [message]))[0]
-
-    return job
-
-
-async def _ingest_many(conn: aiosqlite.Connection, items: list[NewMessage]) -> list[StoredMessage]:
-    """Insert a run of messages with a fixed number of statements, however many there are.
-
-    Runs inside the writer's transaction (BEGIN IMMEDIATE), so nobody else can take ids
-    or UIDs between the reads here and the inserts.
-    """
-    mailboxes = sorted({c.mailbox for m in items for c in m.copies})
-    await conn.executemany(
-        "INSERT INTO mailboxes (address, domain, created_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (address) DO NOTHING",
-        [(m, domain_of(m), items[0].received_at) for m in mailboxes],
-    )
-    extra_folders = {(c.mailbox, c.folder) for m in items for c in m.copies} - {
-        (mb, name) for mb in mailboxes for name in DEFAULT_FOLDERS
-    }
-    if extra_folders:
-        await conn.executemany(
-            "INSERT INTO folders (mailbox_id, name, uidvalidity)"
-            " SELECT id, ?, max(CAST(strftime('%s', 'now') AS INTEGER),"
-            " (SELECT coalesce(max(uidvalidity), 0) + 1 FROM folders))"
-            " FROM mailboxes WHERE address = ? ON CONFLICT (mailbox_id, name) DO NOTHING",
-            [(folder, mailbox) for mailbox, folder in sorted(extra_folders)],
-        )
-    folder_rows = await conn.execute_fetchall(
-        "SELECT f.id, f.uidnext, m.address, f.name FROM folders f"
-        " JOIN mailboxes m ON m.id = f.mailbox_id"
-        " WHERE m.address IN (SELECT value FROM json_each(?))",
-        (json.dumps(mailboxes),),
-    )
-    folders = {(r[2], r[3]): [int(r[0]), int(r[1])] for r in folder_rows}
-    id_rows = await conn.execute_fetchall(
-        "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'messages'),"
-        " (SELECT coalesce(max(id), 0) FROM messages),"
-        " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'entries'),"
-        " (SELECT coalesce(max(id), 0) FROM entries),"
-        " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'deliveries')"
-    )
-    ids = next(iter(id_rows))
-    next_message, next_entry = max(ids[0], ids[1]) + 1, max(ids[2], ids[3]) + 1
-    next_delivery = ids[4] + 1
-
-    message_rows: list[tuple[Any, ...]] = []
-    delivery_rows: list[tuple[Any, ...]] = []
-    entry_rows: list[tuple[Any, ...]] = []
-    hop_rows: list[tuple[Any, ...]] = []
-    stored: list[StoredMessage] = []
-    for message in items:
-        summary = summarize(message.raw)
-        message_id = next_message
-        next_message += 1
-        message_rows.append(
-            (
-                message_id,
-                message.raw,
-                len(message.raw),
-                message.envelope_from,
-                json.dumps(list(message.envelope_to)),
-                summary.from_addr,
-                json.dumps(list(summary.to)),
-                json.dumps(list(summary.cc)),
-                summary.subject,
-                summary.date,
-                summary.message_id,
-                message.received_at,
-                message.source,
-                message.queue_id,
-                message.parent_queue_id,
-            )
-        )
-        delivery_ids = []
-        for delivery in message.deliveries:
-            delivery_rows.append(
-                (
-                    next_delivery,
-                    message_id,
-                    delivery.domain,
-                    message.envelope_from,
-                    json.dumps(list(delivery.recipients)),
-                    QUEUED,
-                    message.received_at,
-                    message.received_at,
-                    message.received_at,
-                )
-            )
-            delivery_ids.append(next_delivery)
-            next_delivery += 1
-        copies = []
-        for copy in message.copies:
-            folder = folders[(copy.mailbox, copy.folder)]
-            uid = folder[1]
-            folder[1] += 1
-            entry_rows.append(
-                (
-                    next_entry,
-                    folder[0],
-                    uid,
-                    message_id,
-                    " ".join(copy.flags),
-                    int(copy.held),
-                    message.received_at,
-                )
-            )
-            copies.append(StoredCopy(next_entry, copy.mailbox, copy.folder, uid))
-            next_entry += 1
-        hop_rows += [_hop_row(message_id, hop) for hop in message.hops]
-        stored.append(
-            StoredMessage(message_id, tuple(copies), summary.subject, tuple(delivery_ids))
-        )
-
-    await conn.executemany(
-        "INSERT INTO messages (id, raw, size, envelope_from, envelope_to, header_from,"
-        " header_to, header_cc, subject, date, message_id, received_at, source, queue_id,"
-        " parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-        " (SELECT max(id) FROM messages WHERE queue_id = ?))",
-        message_rows,
-    )
-    if delivery_rows:
-        await conn.executemany(
-            "INSERT INTO deliveries (id, message_id, domain, envelope_from, recipients, state,"
-            " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            delivery_rows,
-        )
-    await conn.executemany(
-        "INSERT INTO entries (id, folder_id, uid, message_id, flags, held, added_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        entry_rows,
-    )
-    await tag_arrivals(conn, items, stored)  # Mailpit's X-Tags and plus-address tags
-    if hop_rows:
-        await conn.executemany(
-            "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-            hop_rows,
-        )
-    return stored
-
-
-def _hop_row(message_id: int, hop: Hop) -> tuple[Any, ...]:
-    return (message_id, hop.at, hop.step, hop.outcome, json.dumps(dict(hop.detail)))
-
-
-async def _insert_hops(conn: aiosqlite.Connection, message_id: int, hops: Iterable[Hop]) -> None:
-    await conn.executemany(
-        "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-        [_hop_row(message_id, hop) for hop in hops],
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
     )
 
 

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 import webbrowser
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,7 +26,6 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from sandbox.config import Config
-from sandbox.events import EntriesExpunged, FlagsChanged, MessagesCleared
 from sandbox.runtime import Runtime, StartupError
 from sandbox.store import SqliteStore, StoreError
 from sandbox.tui import queries
@@ -343,16 +341,11 @@ class SandboxApp(App[None]):
     @work(group="flags")
     async def set_seen(self, rows: list[Row], seen: bool, *, quiet: bool = False) -> None:
         try:
-            changed = await self.source.store.set_seen([r.id for r in rows], seen)
+            await self.source.store.set_seen([r.id for r in rows], seen)
         except StoreError as exc:
             self.notify(f"Could not change flags: {exc}", severity="error")
             return
-        by_folder: dict[tuple[str, str], list[tuple[int, int, tuple[str, ...]]]] = defaultdict(list)
-        for entry_id, uid, mailbox, folder, flags in changed:
-            by_folder[(mailbox, folder)].append((entry_id, uid, flags))
-        for (mailbox, folder), changes in by_folder.items():
-            # IMAP sessions watching the folder tell their clients (RFC 3501 §7.4.2 FETCH).
-            self.source.publish(FlagsChanged(mailbox, folder, tuple(changes), origin="tui"))
+        # The store announced FlagsChanged: IMAP sessions in any process tell their clients.
         if not quiet:
             self.notify(f"Marked {'read' if seen else 'unread'}")
         self.changed({"flags.changed"})
@@ -367,11 +360,6 @@ class SandboxApp(App[None]):
         except StoreError as exc:
             self.notify(f"Could not delete: {exc}", severity="error")
             return
-        by_folder: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-        for entry_id, uid, mailbox, folder in deleted:
-            by_folder[(mailbox, folder)].append((entry_id, uid))
-        for (mailbox, folder), entries in by_folder.items():
-            self.source.publish(EntriesExpunged(mailbox, folder, tuple(entries), origin="tui"))
         self.notify(f"Deleted {len(deleted)} message{'s' if len(deleted) != 1 else ''}")
         self.changed({"entries.expunged"})
 
@@ -389,8 +377,7 @@ class SandboxApp(App[None]):
     async def clear(self, place: ListQuery) -> None:
         store = self.source.store
         if place == ListQuery():
-            count = await store.clear()
-            self.source.publish(MessagesCleared(count))
+            count = await store.clear()  # announces MessagesCleared to every process
             self.notify(f"Deleted {count} message{'s' if count != 1 else ''}")
             self.changed({"messages.cleared"})
             return

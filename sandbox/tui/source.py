@@ -5,9 +5,10 @@ Two sources behind one interface:
 - ``LiveSource``: the servers run in the TUI's own process (``mail-sandbox`` / ``up``).
   Changes come from the event bus the moment they are published.
 - ``AttachedSource``: the servers run in another process (``mail-sandbox serve``) on the
-  same data file (``mail-sandbox tui``). That process journals every event in the store,
-  so polling the journal's newest id (plus a few counters for changes that are not
-  journaled, like ``mail-sandbox clear``) every ``POLL_SECONDS`` sees everything.
+  same data file (``mail-sandbox tui``). Data changes, whoever makes them, reach this
+  process's bus through the store's change feed within 250 ms; SMTP sessions and DNS
+  queries, which are journaled rather than fed, are seen by polling the journal's newest
+  id (plus a few counters) every ``POLL_SECONDS``.
 
 Either way the UI gets batches of event kinds and decides what to reload.
 """
@@ -15,19 +16,26 @@ Either way the UI gets batches of event kinds and decides what to reload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sandbox.chaos import DomainChaos
 from sandbox.config import Config
-from sandbox.events import Event
 from sandbox.runtime import Runtime
 from sandbox.store import SqliteStore
 from sandbox.tui.queries import journal_signature
 
 POLL_SECONDS = 0.3
 STORE_CHANGED = "store.changed"  # something changed that no event names (attached mode)
+# Events that name no rows to reload (counts only, or "you may have missed changes"):
+# the UI rereads what it shows, as for STORE_CHANGED.
+_REREAD = frozenset({"messages.pruned", "store.resynced", "folder.changed"})
+
+
+def _with_reread(kinds: set[str]) -> frozenset[str]:
+    return frozenset(kinds | {STORE_CHANGED} if kinds & _REREAD else kinds)
 
 
 class Source(ABC):
@@ -61,10 +69,6 @@ class Source(ABC):
     def changes(self) -> AsyncIterator[frozenset[str]]:
         """Kinds of change as they happen: from the bus, or from polling the store."""
 
-    @abstractmethod
-    def publish(self, event: Event) -> None:
-        """Tell the servers' sessions (IMAP IDLE); only possible in their own process."""
-
     async def set_chaos(self, domain: str, chaos: DomainChaos) -> None:
         if not self.config.is_fake_domain(domain):
             raise ValueError(f"{domain} is not one of this sandbox's domains")
@@ -86,6 +90,7 @@ class Source(ABC):
             "imap": [host, config.imap.port],
             "imaps": [host, config.imaps.port],
             "dns": [host, config.dns.port],
+            "http": [host, config.http.port],
             "data": config.data,
         }
 
@@ -122,12 +127,9 @@ class LiveSource(Source):
                 kinds = {(await subscription.get()).kind}
                 while (event := subscription.get_nowait()) is not None:
                     kinds.add(event.kind)
-                yield frozenset(kinds)
+                yield _with_reread(kinds)
         finally:
             subscription.close()
-
-    def publish(self, event: Event) -> None:
-        self.runtime.bus.publish(event)
 
     async def set_chaos(self, domain: str, chaos: DomainChaos) -> None:
         await self.runtime.set_chaos(domain, chaos)
@@ -149,9 +151,6 @@ class AttachedSource(Source):
         super().__init__(config)
         self._given = store
 
-    def publish(self, event: Event) -> None:
-        """No bus reaches the serve process from here; its sessions see the store change."""
-
     async def open(self) -> None:
         self._store = self._given or await SqliteStore.open(self.config.data)
 
@@ -162,16 +161,30 @@ class AttachedSource(Source):
 
     async def changes(self) -> AsyncIterator[frozenset[str]]:
         store = self.store
+        subscription = store.bus.subscribe()  # the change feed: every process's changes
         last_event = int((await store.fetchall("SELECT coalesce(max(id), 0) FROM events"))[0][0])
         signature = await journal_signature(store)
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            current = await journal_signature(store)
-            if current == signature:
-                continue
-            signature = current
-            rows = await store.fetchall(
-                "SELECT DISTINCT kind FROM events WHERE id > ?", (last_event,)
-            )
-            last_event = int(current[0])
-            yield frozenset({str(r[0]) for r in rows} | {STORE_CHANGED})
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + POLL_SECONDS
+        try:
+            while True:
+                kinds: set[str] = set()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_poll - loop.time())):
+                        kinds.add((await subscription.get()).kind)
+                while (event := subscription.get_nowait()) is not None:
+                    kinds.add(event.kind)
+                if loop.time() >= next_poll:
+                    next_poll = loop.time() + POLL_SECONDS
+                    current = await journal_signature(store)
+                    if current != signature:
+                        signature = current
+                        rows = await store.fetchall(
+                            "SELECT DISTINCT kind FROM events WHERE id > ?", (last_event,)
+                        )
+                        last_event = int(current[0])
+                        kinds |= {str(r[0]) for r in rows} | {STORE_CHANGED}
+                if kinds:
+                    yield _with_reread(kinds)
+        finally:
+            subscription.close()

@@ -112,7 +112,7 @@ async def live(path: str, runs: int, flood: int) -> tuple[list[float], int, floa
             await pilot.pause(0.5)  # a quiet spell, as between a developer's test runs
             before = max(table.rows_by_id)
             started = time.perf_counter()
-            await ingest(runtime.store, runtime.bus, message(10_000_000 + n, time.time()))
+            await ingest(runtime.store, message(10_000_000 + n, time.time()))
             while max(table.rows_by_id) == before:  # noqa: ASYNC110 (polling is the point)
                 await asyncio.sleep(0.001)
             latencies.append(time.perf_counter() - started)
@@ -144,10 +144,7 @@ async def live(path: str, runs: int, flood: int) -> tuple[list[float], int, floa
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             await asyncio.gather(
-                *(
-                    ingest(runtime.store, runtime.bus, message(n + i, time.time()))
-                    for i in range(per_tick)
-                )
+                *(ingest(runtime.store, message(n + i, time.time())) for i in range(per_tick))
             )
             n += per_tick
             await asyncio.sleep(max(0.0, tick - (time.perf_counter() - started)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,7 @@ import pytest
 
 from sandbox.config import RetentionConfig
 from sandbox.testing import AsyncSandbox, sandbox_config
+from tests.conftest import cli
 from tests.http.conftest import message, submit
 
 
@@ -96,3 +98,22 @@ async def test_retention_prune_is_announced() -> None:
         await submit(box, "ann@alpha.test", ["larry@beta.test"], message("One"))
         await submit(box, "ann@alpha.test", ["larry@beta.test"], message("Two"))
         assert await next_of(ws, "prune") is None
+
+
+async def test_changes_by_another_process_reach_the_socket(
+    box: AsyncSandbox, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The change feed brings another process's changes to this bus: `mail-sandbox
+    import` and `clear` on the same data file show up as `new` and `truncate`."""
+    eml = tmp_path / "in.eml"
+    eml.write_bytes(message("From elsewhere"))
+    async with client.ws_connect("/api/events") as ws:
+        imported = await asyncio.to_thread(
+            cli, "import", str(eml), "--mailbox", "larry@beta.test", "--data", box.data_path
+        )
+        assert imported.returncode == 0, imported.stderr
+        arrived = await next_of(ws, "new")
+        assert arrived["Subject"] == "From elsewhere"
+        cleared = await asyncio.to_thread(cli, "clear", "--data", box.data_path)
+        assert cleared.returncode == 0, cleared.stderr
+        assert await next_of(ws, "truncate") is None

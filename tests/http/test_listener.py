@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from sandbox.config import load_config
-from tests.conftest import FREE_PORTS, ServeProcess, cli, clean_env
+from tests.conftest import FREE_PORTS, ServeProcess, clean_env, cli
 
 
 def test_serve_reports_http_in_the_ready_line_and_answers(tmp_path: Path) -> None:

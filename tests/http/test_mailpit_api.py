@@ -445,3 +445,22 @@ async def test_credentials(kind: str) -> None:
             assert r.status == 200
         async with s.get("/livez") as r:
             assert r.status == 200
+
+
+async def test_part_with_a_non_ascii_file_name(
+    box: AsyncSandbox, client: aiohttp.ClientSession
+) -> None:
+    raw = (
+        b"From: ann@alpha.test\r\nTo: larry@beta.test\r\nSubject: cv\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        b"see attached\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment;"
+        b" filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n\r\n%PDF\r\n--b--\r\n"
+    )
+    entry = await stored(box, raw)
+    async with client.get(f"/api/v1/message/{entry}") as r:
+        (attached,) = (await _json(r))["Attachments"]
+    assert attached["FileName"] == "résumé.pdf"
+    async with client.get(f"/api/v1/message/{entry}/part/{attached['PartID']}") as r:
+        assert r.status == 200
+        assert "filename*=UTF-8''r%C3%A9sum%C3%A9.pdf" in r.headers["Content-Disposition"]
+        assert await r.read() == b"%PDF"

@@ -92,7 +92,7 @@ class ImapSandbox:
             copies=(Copy(to, folder, flags=flags),),
         )
         runtime = self.sandbox.runtime
-        self.sandbox.call(lambda: ingest(runtime.store, runtime.bus, message))
+        self.sandbox.call(lambda: ingest(runtime.store, message))
 
 
 def nodelay(client: imaplib.IMAP4) -> None:
