@@ -259,14 +259,6 @@ class MailConnection:
         # The EXISTS of the SELECT reply went through ``untagged`` and set the count.
         self.selected = folder
 
-    async def watch(self, folder: str) -> None:
-        """Select ``folder`` so that IDLE reports its changes."""
-
-        async def work(client: Any) -> None:
-            await self._select(client, folder)
-
-        await self.run(work)
-
     async def page(
         self, folder: str, start: int, limit: int, query: str | None
     ) -> tuple[int, list[W.Fetched]]:

@@ -360,13 +360,6 @@ def _disposition(filename: str) -> str:
 # --- changing ----------------------------------------------------------------------------
 
 
-async def watch(request: web.Request, session: WebSession) -> web.StreamResponse:
-    body = await _json_body(request)
-    folder = _text(body, "folder", limit=1000)
-    await session.imap.watch(folder)
-    return web.json_response({"folder": folder})
-
-
 async def flags(request: web.Request, session: WebSession) -> web.StreamResponse:
     body = await _json_body(request)
     folder = _text(body, "folder", limit=1000)
@@ -535,7 +528,6 @@ def routes(app: web.Application) -> None:
     r.add_get("/webmail/api/frame", session_view(frame))
     r.add_get("/webmail/api/raw", session_view(raw_source))
     r.add_get("/webmail/api/attachment", session_view(attachment))
-    r.add_post("/webmail/api/watch", session_view(watch, changes=True))
     r.add_post("/webmail/api/flags", session_view(flags, changes=True))
     r.add_post("/webmail/api/move", session_view(move, changes=True))
     r.add_post("/webmail/api/delete", session_view(delete, changes=True))

@@ -174,7 +174,7 @@ async def test_message_html_is_served_under_a_csp_that_blocks_every_load(
 
 async def test_new_mail_flags_and_expunges_reach_the_websocket(webmail: Webmail, browser: Browser):
     who = await browser.login("larry@beta.test")
-    await browser.post("/webmail/api/watch", {"folder": "INBOX"})
+    assert await browser.rows() == []  # listing INBOX selects it: IDLE watches it
     socket = await browser.client.ws_connect(
         webmail.url + "/webmail/api/events", params={"csrf": who["csrf"]}
     )
@@ -315,12 +315,13 @@ async def test_csrf_origin_and_session_are_checked(webmail: Webmail, browser: Br
     anonymous = await browser.get("/webmail/api/folders", status=401)
     assert "log in" in anonymous["Error"]
     await browser.login("larry@beta.test")
-    url = webmail.url + "/webmail/api/watch"
-    no_token = await browser.client.post(url, json={"folder": "INBOX"})
+    url = webmail.url + "/webmail/api/flags"
+    change = {"folder": "INBOX", "uids": [1], "add": ["\\Seen"]}
+    no_token = await browser.client.post(url, json=change)
     assert no_token.status == 403 and "CSRF" in (await no_token.json())["Error"]
     cross = await browser.client.post(
         url,
-        json={"folder": "INBOX"},
+        json=change,
         headers={"X-CSRF-Token": browser.csrf, "Origin": "https://evil.test"},
     )
     assert cross.status == 403
@@ -380,7 +381,7 @@ async def test_bad_input_gets_a_json_error(webmail: Webmail, browser: Browser):
 async def test_the_imap_session_lives_with_the_browser_session(webmail: Webmail, browser: Browser):
     before = webmail.imap_connections()
     await browser.login("larry@beta.test")
-    await browser.post("/webmail/api/watch", {"folder": "INBOX"})
+    assert await browser.rows() == []  # listing INBOX selects it: IDLE watches it
     assert webmail.imap_connections() == before + 1
     [session] = webmail.app[SESSIONS_KEY]._by_token.values()
     for _ in range(100):  # IDLE starts right after the request's commands

@@ -72,12 +72,18 @@ async function startApp(who) {
   $("whoami").textContent = who.user;
   $("whoami").title = who.user;
   $("compose").hidden = who.all;
-  await loadFolders();
-  const inboxes = state.folders.filter((f) => f.folder === "INBOX");
-  const inbox = inboxes.find((f) => f.messages > 0) || inboxes[0] || state.folders[0];
   openSocket();
-  if (inbox) await selectFolder(inbox.name);
-  else drawList();
+  if (!who.all) {
+    // The list first, the folder counts right after: rows on screen sooner.
+    await selectFolder("INBOX");
+    await loadFolders();
+  } else {
+    await loadFolders();
+    const inboxes = state.folders.filter((f) => f.folder === "INBOX");
+    const inbox = inboxes.find((f) => f.messages > 0) || inboxes[0] || state.folders[0];
+    if (inbox) await selectFolder(inbox.name);
+    else drawList();
+  }
   $("rows").focus();
 }
 
@@ -192,10 +198,8 @@ async function selectFolder(name) {
   $("app").classList.remove("menu-open", "reading", "wide-view");
   drawFolders();
   closeMessage();
-  try {
-    await api("/webmail/api/watch", { method: "POST", body: { folder: name } });
-    await loadList();
-  } catch (err) { failed(err); }
+  // Listing the folder selects it on the server: IDLE then watches it.
+  try { await loadList(); } catch (err) { failed(err); }
 }
 
 // --- the list -----------------------------------------------------------------------------
@@ -218,7 +222,7 @@ async function loadList({ keep = false } = {}) {
 
 function drawList() {
   const f = state.folders.find((x) => x.name === state.folder);
-  $("list-title").textContent = f ? (state.all ? `${f.mailbox} · ${f.folder}` : f.folder) : "";
+  $("list-title").textContent = f ? (state.all ? `${f.mailbox} · ${f.folder}` : f.folder) : (state.folder || "");
   const first = state.total ? state.start + 1 : 0;
   const last = state.start + state.rows.length;
   $("list-count").textContent = state.query
