@@ -32,7 +32,7 @@ trap cleanup EXIT
 # server can keep its stdout.
 mkfifo "$work/ready"
 "${MS[@]}" serve --data "$data" --smtp-port 0 --smtps-port 0 --pop3-port 0 --pop3s-port 0 \
-    --imap-port 0 --imaps-port 0 --dns-port 0 --mx-port 0 \
+    --imap-port 0 --imaps-port 0 --dns-port 0 --mx-port 0 --http-port 0 \
     > "$work/ready" 2> "$work/serve.log" &
 pid=$!
 exec 3< "$work/ready"

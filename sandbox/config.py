@@ -170,6 +170,18 @@ class RelayConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The HTTP API (Mailpit's v1 paths plus the sandbox's own) and the webmail."""
+
+    port: int = 8025  # Mailpit's and MailHog's port, so their clients' defaults work
+    # Needed (HTTP basic, any user name) for every request when set; beyond loopback
+    # an account's address and password work too.
+    password: str = ""
+    # Comma-separated origins allowed to call the API from a browser (CORS); none by default.
+    cors_origins: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     data: str = ""
@@ -188,6 +200,7 @@ class Config:
     logins: LoginsConfig = field(default_factory=LoginsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     accounts: tuple[Account, ...] = ()
     # Real domains whose records the stub serves, so held mail from them is checked.
     real_domains: tuple[RealDomain, ...] = ()
@@ -237,6 +250,7 @@ SECTIONS: dict[str, type] = {
     "logins": LoginsConfig,
     "relay": RelayConfig,
     "retention": RetentionConfig,
+    "http": HttpConfig,
 }
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[float, ...]": tuple}
 # Flat keys every layer may set, with the type the value must have.

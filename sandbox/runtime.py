@@ -34,6 +34,7 @@ from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
 from sandbox.endpoints import remove_endpoints, write_endpoints
 from sandbox.events import DnsQueried, Event, EventBus
+from sandbox.http import HttpListener, start_http
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
@@ -76,6 +77,12 @@ class Endpoints:
     def ready_line(self) -> str:
         return json.dumps(self.ready())
 
+    @property
+    def http(self) -> Address | None:
+        """The HTTP API's address (Mailpit's REST API v1, events, the webmail)."""
+        value = self.extra.get("http")
+        return (str(value[0]), int(value[1])) if value else None
+
 
 class Runtime:
     def __init__(self, config: Config) -> None:
@@ -97,6 +104,7 @@ class Runtime:
         self.chaos = ChaosBoard()
         self._chaos_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._http: HttpListener | None = None
         self.endpoints: Endpoints | None = None
         self._recorded: dict[str, Any] | None = None  # what the endpoints file holds
 
@@ -167,6 +175,7 @@ class Runtime:
             self._relay.source_for = self.auth.relay_source
             await self._relay.start()
             extra.update(await self._start_mailbox_servers(server_tls))
+            extra["http"] = await self._start_http()
             await self._load_chaos()
             retention = config.retention
             if retention.max_messages or retention.max_age or retention.max_events:
@@ -236,6 +245,15 @@ class Runtime:
             except OSError as exc:
                 raise StartupError(_listen_problem(config.host, port, exc, flag)) from exc
         return addresses
+
+    async def _start_http(self) -> Address:
+        try:
+            self._http = await start_http(self, self.config.host, self.config.http.port)
+        except OSError as exc:
+            raise StartupError(
+                _listen_problem(self.config.host, self.config.http.port, exc, "--http-port")
+            ) from exc
+        return self._http.address
 
     @property
     def dns_server(self) -> DnsServer:
@@ -407,6 +425,9 @@ class Runtime:
         if self._recorded is not None:
             remove_endpoints(self.config.data, self._recorded)
             self._recorded = None
+        if self._http is not None:  # its requests use the store: it goes first
+            await self._http.stop()
+            self._http = None
         for server in self._servers:  # no new mail while the rest winds down
             server.close()
         for imap in self._imap_listeners:

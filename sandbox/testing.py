@@ -60,7 +60,7 @@ Address = tuple[str, int]
 # a second or two, and a tempfail bounces after about 4 s rather than after minutes.
 TEST_RETRY_SCHEDULE = (0.1, 0.5, 1.0, 2.0)
 STOP_TIMEOUT = 30.0
-_PORT_SECTIONS = ("smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns", "mx")
+_PORT_SECTIONS = ("smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns", "mx", "http")
 
 
 # --- messages as a test sees them -----------------------------------------------------
@@ -498,6 +498,12 @@ class _Running:
     @property
     def dns_address(self) -> Address:
         return self._ready().dns
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP API (Mailpit's v1 paths): ``http://127.0.0.1:PORT``."""
+        host, port = self._extra("http")
+        return f"http://{host}:{port}"
 
     @property
     def mx_addresses(self) -> dict[str, Address]:

@@ -21,7 +21,7 @@ from tests.helpers import ThreadedSandbox
 DATA = Path(__file__).parent / "data"
 # Every listener of `serve` on a free port: tests never collide with each other or with
 # a sandbox the developer has running on the default ports.
-LISTENERS = ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
+LISTENERS = ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps", "http")
 FREE_PORTS = [arg for name in LISTENERS for arg in (f"--{name}-port", "0")]
 
 
@@ -37,9 +37,7 @@ def require_binary(name: str) -> str:
 
 
 # Every listener on port 0: the suite passes beside a sandbox on the default ports.
-PORT0 = {
-    f"{name}.port": 0 for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
-}
+PORT0 = {f"{name}.port": 0 for name in LISTENERS}
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:

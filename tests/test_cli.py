@@ -293,6 +293,8 @@ def test_no_command_starts_the_servers_and_the_tui(tmp_path: Path) -> None:
                 "0",
                 "--imaps-port",
                 "0",
+                "--http-port",
+                "0",
             ],
         )
     screen = b""

@@ -24,6 +24,7 @@ _FLAG_KEYS = {
     "smtps_port": "smtps.port",
     "pop3s_port": "pop3s.port",
     "imaps_port": "imaps.port",
+    "http_port": "http.port",
     "domains": "domains",
 }
 _PORT = click.IntRange(0, 65535)
@@ -53,6 +54,7 @@ def common_options(func: F) -> F:
         click.option("--smtps-port", type=_PORT, help="Submission over TLS (default 1465)."),
         click.option("--pop3s-port", type=_PORT, help="POP3 over TLS (default 1995)."),
         click.option("--imaps-port", type=_PORT, help="IMAP over TLS (default 1993)."),
+        click.option("--http-port", type=_PORT, help="HTTP API and webmail (default 8025)."),
         click.option(
             "--domain",
             "domains",

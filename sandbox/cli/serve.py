@@ -56,6 +56,7 @@ def banner(endpoints: Endpoints, config: Config) -> str:
     """What a developer needs next, with the ports and data file this sandbox really has."""
     ready = endpoints.ready()
     host, port = endpoints.smtp
+    http = endpoints.http
     smtps = ready.get("smtps")
     tls = "STARTTLS offered" + (f", SMTPS (implicit TLS) on {smtps[1]}" if smtps else "")
     if config.accounts:
@@ -70,12 +71,14 @@ def banner(endpoints: Endpoints, config: Config) -> str:
         *(
             f"  {name.upper():<5} {value[0]}:{value[1]}"
             for name, value in ready.items()
-            if name not in ("event", "smtp", "smtps", "dns", "mx", "data")
+            if name not in ("event", "smtp", "smtps", "dns", "mx", "data", "http")
             and isinstance(value, list)
             and len(value) == 2
         ),
         f"  DNS   {endpoints.dns[0]}:{endpoints.dns[1]} (try: mail-sandbox dns{target}"
         f" {next(iter(endpoints.mx), 'alpha.test')} MX)",
+        *([f"  HTTP API: http://{http[0]}:{http[1]}/api/v1/ (Mailpit's)"] if http else []),
+        *([f"  Webmail: http://{http[0]}:{http[1]}/ (log in as a mailbox or all)"] if http else []),
         *(f"  MX of {d}: {h}:{p}" for d, (h, p) in endpoints.mx.items()),
         f"  data: {endpoints.data}",
         f"  List mail with `mail-sandbox messages{target}`; stop with Ctrl-C.",

@@ -34,6 +34,7 @@ from sandbox.store.models import (
     StoredMessage,
     domain_of,
 )
+from sandbox.store.tags import tag_arrivals
 from sandbox.store.uids import NEW_UIDVALIDITY
 
 DEFAULT_FOLDERS = (INBOX, SENT, TRASH)
@@ -284,6 +285,7 @@ async def _ingest_summarized(
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         entry_rows,
     )
+    await tag_arrivals(conn, items, stored)  # Mailpit's X-Tags and plus-address tags
     if hop_rows:
         await conn.executemany(
             "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",

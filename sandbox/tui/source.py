@@ -92,6 +92,7 @@ class Source(ABC):
             "imap": [host, config.imap.port],
             "imaps": [host, config.imaps.port],
             "dns": [host, config.dns.port],
+            "http": [host, config.http.port],
             "data": config.data,
         }
 

@@ -32,7 +32,8 @@ from sandbox.store import Copy, MessageFilter, NewMessage, SqliteStore  # noqa: 
 
 USER = "larry@beta.test"
 PORT_FLAGS = [
-    f"--{name}-port=0" for name in ("smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns", "mx")
+    f"--{name}-port=0"
+    for name in ("smtp", "smtps", "pop3", "pop3s", "imap", "imaps", "dns", "mx", "http")
 ]
 
 
