@@ -23,7 +23,7 @@ from sandbox.http.context import (
     parse_id,
 )
 from sandbox.http.errors import bad_request, not_found
-from sandbox.http.search import SearchError, parse_search
+from sandbox.http.search import SearchError, parse_search, zone
 from sandbox.http.submit import release_message, send_message
 from sandbox.store import http_views as views
 from sandbox.store import tags as tag_store
@@ -43,7 +43,7 @@ def _filter(request: web.Request) -> SearchFilter | None:
     if not query:
         return None
     try:
-        return parse_search(query)
+        return parse_search(query, zone(request.query.get("tz")))
     except SearchError as exc:
         raise bad_request(str(exc)) from None
 
@@ -107,7 +107,8 @@ async def set_read(request: web.Request) -> web.Response:
     search = body.get("Search")
     if ids is None and isinstance(search, str) and search.strip():
         try:
-            ids = await views.matching_ids(ctx.store, parse_search(search))
+            flt = parse_search(search, zone(request.query.get("tz")))
+            ids = await views.matching_ids(ctx.store, flt)
         except SearchError as exc:
             raise bad_request(str(exc)) from None
     if not ids:

@@ -22,7 +22,7 @@ from sandbox.events import EntriesCopied, MessagesMoved, MessageStored
 from sandbox.http import openapi
 from sandbox.http.context import api, int_param, json_body, json_response, unavailable
 from sandbox.http.errors import ApiError, bad_request, not_found
-from sandbox.http.search import SearchError, parse_search
+from sandbox.http.search import SearchError, parse_search, zone
 from sandbox.mime import iso_utc
 from sandbox.store import http_views as views
 
@@ -259,7 +259,7 @@ async def wait(request: web.Request) -> web.Response:
     ctx = api(request)
     query = request.query.get("query", "")
     try:
-        flt = parse_search(query)
+        flt = parse_search(query, zone(request.query.get("tz")))
     except SearchError as exc:
         raise bad_request(str(exc)) from None
     seconds = _wait_timeout(request)

@@ -4,15 +4,17 @@
 after:2026-01-31 invoice "exact phrase"``: every term must hold; ``-`` (or ``!``) in
 front negates one; a quoted value may hold spaces (``\\"`` for a quote inside); a word
 that is not ``key:value`` with a known key searches sender, recipients, subject and the
-raw source. Dates are UTC: ``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM[:SS][±HH:MM|Z]`` or unix
-seconds. Sizes are bytes with an optional unit (K, M, G in powers of 1000; KiB, MiB, GiB
-in powers of 1024), as Mailpit reads them.
+raw source. Dates are ``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM[:SS][±HH:MM|Z]`` or unix
+seconds, in UTC unless a zone is given (Mailpit's ``tz`` parameter, ``zone()``). Sizes
+are bytes with an optional unit (K, M, G in powers of 1000; KiB, MiB, GiB in powers of
+1024), as Mailpit reads them.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.store.http_views import SearchFilter, Term
 
@@ -58,8 +60,19 @@ def _words(text: str) -> list[tuple[bool, str, bool]]:
     return words
 
 
-def parse_search(text: str) -> SearchFilter:
-    """The filter a search means; ``SearchError`` for a value that cannot be read."""
+def zone(name: str | None) -> tzinfo:
+    """The IANA time zone a ``tz`` parameter names (UTC when absent)."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SearchError(f"tz={name!r} is not a time zone; use a name like Europe/Paris") from None
+
+
+def parse_search(text: str, tz: tzinfo = UTC) -> SearchFilter:
+    """The filter a search means; ``SearchError`` for a value that cannot be read.
+    Dates without a zone of their own are read in ``tz``."""
     terms: list[Term] = []
     for negated, token, phrase in _words(text):
         key, sep, value = token.partition(":")
@@ -72,7 +85,7 @@ def parse_search(text: str) -> SearchFilter:
             if key in TEXT_KEYS:
                 continue  # Mailpit ignores an empty filter such as "to:"
             raise SearchError(f"{key}: needs a value, for example {_example(key)}")
-        terms.append(Term(key, _value(key, value), negated))
+        terms.append(Term(key, _value(key, value, tz), negated))
     return SearchFilter(tuple(terms))
 
 
@@ -87,7 +100,7 @@ def _example(key: str) -> str:
     }[key]
 
 
-def _value(key: str, value: str) -> str | float | int:
+def _value(key: str, value: str, tz: tzinfo) -> str | float | int:
     if key in TEXT_KEYS:
         return value
     lowered = value.lower()
@@ -100,12 +113,13 @@ def _value(key: str, value: str) -> str | float | int:
             raise SearchError(f"has:{value} is not a filter; use has:attachment")
         return "attachment"
     if key in ("after", "before"):
-        return parse_date(key, value)
+        return parse_date(key, value, tz)
     return parse_size(key, value)
 
 
-def parse_date(key: str, value: str) -> float:
-    """A unix time from a date, a date and time, or unix seconds (UTC unless a zone is given)."""
+def parse_date(key: str, value: str, tz: tzinfo = UTC) -> float:
+    """A unix time from a date, a date and time, or unix seconds (in ``tz`` unless the
+    value names its own zone)."""
     if value.isdigit() and len(value) > 8:
         return float(value)
     text = value.upper().replace("Z", "+00:00")
@@ -114,7 +128,7 @@ def parse_date(key: str, value: str) -> float:
     except ValueError:
         raise SearchError(f"{key}:{value} is not a date; use {_example(key)}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.replace(tzinfo=tz)
     return parsed.timestamp()
 
 

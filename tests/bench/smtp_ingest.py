@@ -135,7 +135,7 @@ def sandbox_rate(messages: int, size: int, connections: int) -> float:
 
 def serve_argv(data: Path, *extra: str) -> list[str]:
     """`mail-sandbox serve` with every listener on a free port, so benchmarks never collide."""
-    names = ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps")
+    names = ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps", "http")
     flags = [arg for name in names for arg in (f"--{name}-port", "0")]
     return [sys.executable, "-m", "sandbox", "serve", "--data", str(data), *flags, *extra]
 

@@ -95,7 +95,7 @@ async def first_paint(path: str) -> float:
 
 def _port0(path: str) -> dict[str, object]:
     flags: dict[str, object] = {"data": path}
-    for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps"):
+    for name in ("smtp", "smtps", "mx", "dns", "pop3", "pop3s", "imap", "imaps", "http"):
         flags[f"{name}.port"] = 0
     return flags
 

@@ -178,6 +178,14 @@ async def test_search_syntax(box: AsyncSandbox, client: aiohttp.ClientSession) -
     assert only(await ids("is:unread"), invoice, invoice - 1)  # a Sent copy is read
     assert await ids("after:2000-01-01 before:2000-01-02") == set()
     assert await ids("from:nobody@nowhere.test") == set()
+    async with client.get(
+        "/api/v1/search", params={"query": "after:2000-01-01", "tz": "Asia/Tokyo"}
+    ) as r:
+        assert (await _json(r))["messages_count"] == 2 * 2
+    async with client.get(
+        "/api/v1/search", params={"query": "after:2000-01-01", "tz": "Nowhere/X"}
+    ) as r:
+        assert r.status == 400
     for bad in ("is:starred", "larger:big", "after:yesterday", "has:"):
         async with client.get("/api/v1/search", params={"query": bad}) as r:
             assert r.status == 400

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.http.search import KEYS, SearchError, parse_search, parse_size, render
+from sandbox.http.search import KEYS, SearchError, parse_search, parse_size, render, zone
 from sandbox.store.http_views import SearchFilter, Term
 
 
@@ -54,6 +56,15 @@ def test_values_that_cannot_be_read(bad: str) -> None:
     with pytest.raises(SearchError) as caught:
         parse_search(bad)
     assert bad.split(":")[0] in str(caught.value)
+
+
+def test_dates_in_a_time_zone() -> None:
+    paris = zone("Europe/Paris")
+    assert parse_search("after:2026-01-31", paris).terms == (Term("after", 1769814000.0),)
+    assert parse_search("after:2026-01-31T00:00Z", paris).terms == (Term("after", 1769817600.0),)
+    assert zone(None) is UTC and zone("") is UTC
+    with pytest.raises(SearchError):
+        zone("Mars/Olympus")
 
 
 def test_sizes() -> None:
