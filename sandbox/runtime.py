@@ -31,10 +31,11 @@ from sandbox.config import Config
 from sandbox.domain_config import DomainConfig
 from sandbox.events import DnsQueried, Event, EventBus, MessagesPruned
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
+from sandbox.net import ConnectionBudget, listen, listen_problem, server_address, stop_listener
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
 from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
-from sandbox.smtp.protocol import ConnectionBudget, SandboxSMTP
+from sandbox.smtp.protocol import SandboxSMTP
 from sandbox.store import SqliteStore
 from sandbox.tls import SandboxTLS
 
@@ -207,7 +208,7 @@ class Runtime:
                     self._imap_listeners.append(imap)
                     addresses[name] = imap.address
             except OSError as exc:
-                raise StartupError(_listen_problem(config.host, port, exc, flag)) from exc
+                raise StartupError(listen_problem(config.host, port, exc, flag)) from exc
         return addresses
 
     @property
@@ -265,7 +266,7 @@ class Runtime:
             return await self._dns.start(self.config.host, self.config.dns.port)
         except OSError as exc:
             raise StartupError(
-                _listen_problem(self.config.host, self.config.dns.port, exc, "--dns-port")
+                listen_problem(self.config.host, self.config.dns.port, exc, "--dns-port")
             ) from exc
 
     # --- chaos ------------------------------------------------------------------------
@@ -381,8 +382,7 @@ class Runtime:
         for _ in range(3):  # let the aborted connections run connection_lost
             await asyncio.sleep(0)
         for server in self._servers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
+            await stop_listener(server)
         self._servers.clear()
         if self._store is not None:
             await self._store.close()
@@ -443,23 +443,18 @@ class Runtime:
         starttls: ssl.SSLContext | None = None,
         implicit: ssl.SSLContext | None = None,
     ) -> Address:
-        loop = asyncio.get_running_loop()
         try:
-            server = await loop.create_server(
+            server = await listen(
                 self._smtp_factory(handler, starttls, implicit is not None),
                 host,
                 port,
-                reuse_address=True,
-                ssl=implicit,
-                # asyncio's default backlog of 100 drops a burst of connects: the client
-                # sees a connection the server never accepted, and waits for a greeting.
-                backlog=max(128, self.config.smtp.max_connections),
+                ssl_context=implicit,
+                max_connections=self.config.smtp.max_connections,
             )
         except OSError as exc:
-            raise StartupError(_listen_problem(host, port, exc, flag)) from exc
+            raise StartupError(listen_problem(host, port, exc, flag)) from exc
         self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
-        return (str(sockname[0]), int(sockname[1]))
+        return server_address(server)
 
     async def _listen_mx(self, handler: MxHandler, address: str, index: int) -> Address:
         """On the domain's own loopback address, or on 127.0.0.1 with a port of its own."""
@@ -480,17 +475,6 @@ class Runtime:
     def _journal(self, event: Event) -> None:
         if self._store is not None:
             self._store.journal(event.kind, event.as_dict(), event.at)
-
-
-def _listen_problem(host: str, port: int, exc: OSError, flag: str) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"cannot listen on {host}:{port}: the port is already in use (another sandbox?);"
-            f" stop it or pass {flag} 0 for any free port"
-        )
-    if exc.errno == errno.EACCES:
-        return f"cannot listen on {host}:{port}: permission denied; use a port above 1023"
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 def domain_spec(domain: DomainConfig, mx_server: Address) -> DomainSpec:

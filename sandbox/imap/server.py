@@ -27,7 +27,7 @@ from sandbox.imap.parser import (
     SendContinuation,
 )
 from sandbox.imap.session import ImapSettings, Session, State
-from sandbox.smtp.protocol import ConnectionBudget
+from sandbox.net import ConnectionBudget, listen_streams, server_address, set_nodelay
 from sandbox.store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ class ImapListener:
 
     @property
     def address(self) -> tuple[str, int]:
-        name = self.server.sockets[0].getsockname()
-        return (str(name[0]), int(name[1]))
+        return server_address(self.server)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -91,8 +90,13 @@ async def start_imap_server(
         else ImapBackend(backend_or_store, bus)
     )
     handler = _Handler(backend, settings, ssl_context, starttls_context)
-    server = await asyncio.start_server(
-        handler.serve, host, port, ssl=ssl_context, reuse_address=True, limit=_READ_SIZE
+    server = await listen_streams(
+        handler.serve,
+        host,
+        port,
+        ssl_context=ssl_context,
+        max_connections=settings.max_connections,
+        read_limit=_READ_SIZE,
     )
     listener = ImapListener(server, backend, owns)
     handler.listener = listener
@@ -137,10 +141,7 @@ class _Handler:
         task = asyncio.current_task()
         if self.listener is not None and task is not None:
             self.listener.connections.add(task)
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Replies are small and interleaved with literals: never wait for Nagle.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(writer)
 
         async def send(data: bytes) -> None:
             writer.write(data)

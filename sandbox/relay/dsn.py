@@ -12,7 +12,7 @@ import secrets
 import time
 
 from sandbox.mime import header_block, summarize
-from sandbox.smtp.received import rfc5322_date
+from sandbox.trace import rfc5322_date
 
 
 def build_dsn(

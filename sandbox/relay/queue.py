@@ -30,7 +30,6 @@ from sandbox.mime import received_count
 from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
 from sandbox.relay.dsn import build_dsn
 from sandbox.relay.routing import NoRoute, Route, find_route
-from sandbox.smtp.received import local_received_header
 from sandbox.store import (
     BOUNCED,
     DEFERRED,
@@ -44,6 +43,7 @@ from sandbox.store import (
     SqliteStore,
     domain_of,
 )
+from sandbox.trace import local_received_header
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from sandbox.config import Config
 from sandbox.events import EventBus
 from sandbox.ingest import ingest
 from sandbox.smtp.protocol import peer_text
-from sandbox.smtp.received import protocol_name, received_header
 from sandbox.store import (
     INBOX,
     SEEN,
@@ -36,6 +35,7 @@ from sandbox.store import (
     domain_of,
     normalize_address,
 )
+from sandbox.trace import protocol_name, received_header
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from sandbox.events import EventBus, SmtpSessionEnded
+from sandbox.net import ConnectionBudget
 from sandbox.smtp.replies import too_big, with_enhanced_code
 
 # RFC 5321 §4.1.2 Path in its everyday form: dot-atom local part, plain domain.
@@ -73,23 +74,6 @@ class Transcript:
         if reply.startswith("354"):
             self._in_data, self._data_bytes = True, 0
         self._secret_next = reply.startswith("334")
-
-
-class ConnectionBudget:
-    """How many connections one listener holds at once; the next gets 421 and a close."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-
-    def take(self) -> bool:
-        if self.active >= self.limit:
-            return False
-        self.active += 1
-        return True
-
-    def give_back(self) -> None:
-        self.active -= 1
 
 
 class SandboxSMTP(SMTP):
@@ -265,10 +249,3 @@ def _login_text(login: Any) -> str | None:
     if isinstance(login, bytes):
         return login.decode("utf-8", "replace")
     return str(login)
-
-
-async def start_server(
-    factory: Any, host: str, port: int, *, loop: asyncio.AbstractEventLoop | None = None
-) -> asyncio.Server:
-    loop = loop or asyncio.get_running_loop()
-    return await loop.create_server(factory, host, port, reuse_address=True)
