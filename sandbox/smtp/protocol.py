@@ -12,6 +12,7 @@ import asyncio
 import collections
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -30,6 +31,7 @@ _SIMPLE_PATH = re.compile(
 # Replies that mean the client sent something wrong; a session has a budget of them.
 _CLIENT_ERRORS = frozenset({"500", "501", "502", "503", "504", "553", "555"})
 TRANSCRIPT_LINES = 200
+Verb = Callable[[str | None], Awaitable[None]]
 TRANSCRIPT_LINE_CHARS = 300
 
 
@@ -76,6 +78,30 @@ class Transcript:
         self._secret_next = reply.startswith("334")
 
 
+class _Verbs(dict[str, Verb]):
+    """The verbs a session knows; any other gets ``unknown`` instead of ``None``.
+
+    aiosmtpd hangs up (502) after five unknown verbs, its own fixed limit. Answering
+    them here leaves one budget for every client error: ``max_bad_commands``.
+    """
+
+    def __init__(
+        self, known: dict[str, Verb], unknown: Callable[[str, str | None], Awaitable[None]]
+    ) -> None:
+        super().__init__(known)
+        self._unknown = unknown
+
+    def get(self, command: str, default: Any = None) -> Any:
+        known = super().get(command)
+        if known is not None:
+            return known
+
+        async def unknown(arg: str | None) -> None:
+            await self._unknown(command, arg)
+
+        return unknown
+
+
 class SandboxSMTP(SMTP):
     def __init__(
         self,
@@ -92,6 +118,7 @@ class SandboxSMTP(SMTP):
         self.line_length_limit = line_length_limit
         super().__init__(handler, **kwargs)
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self._smtp_methods = _Verbs(self._smtp_methods, self._unknown_verb)
         self._bus = bus
         self._server_name = server_name
         self._started = time.time()
@@ -142,6 +169,13 @@ class SandboxSMTP(SMTP):
             await super().push(reply)
         if self.transport is not None:
             self.transport.close()
+
+    async def _unknown_verb(self, command: str, arg: str | None) -> None:
+        # RFC 5321 §4.2.4: 500 for a command not recognised; it counts as a bad command.
+        shown = command if len(command) <= 20 else command[:20] + "…"
+        await self.push(
+            f'500 5.5.2 Command "{shown}" not recognized; send HELP for the supported commands'
+        )
 
     def _rewrite(self, text: str) -> str:
         if text.startswith("552") and ("Too much mail data" in text or "exceeds fixed" in text):

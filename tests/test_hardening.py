@@ -1,0 +1,69 @@
+"""Hardening fixes (issue 12, smaller defects): each over real sockets, port-0 sandbox."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from sandbox.config import Config, load_config
+from sandbox.testing import Sandbox
+from tests import statuscodes as S
+
+
+def base_config(**overrides: object) -> Config:
+    config = load_config(env={}, flags={})
+    return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as running:
+        yield running
+
+
+def smtp_lines(address: tuple[str, int], lines: list[bytes]) -> list[bytes]:
+    """Send each line, collect each reply (last line of multi-line ones) until EOF."""
+    replies: list[bytes] = []
+    with socket.create_connection(address, timeout=10) as sock:
+        reader = sock.makefile("rb")
+        replies.append(reader.readline())
+        for line in lines:
+            try:
+                sock.sendall(line + b"\r\n")
+            except OSError:
+                break
+            reply = reader.readline()
+            while reply[3:4] == b"-":
+                reply = reader.readline()
+            if not reply:
+                break
+            replies.append(reply)
+        replies.append(reader.read())  # b"" once the server has closed
+    return replies
+
+
+# --- 1. one budget for bad commands: aiosmtpd's own 5-unknown-verbs limit is gone ------
+
+
+def test_unknown_verbs_count_against_max_bad_commands(sandbox: Sandbox) -> None:
+    limit = sandbox.config.smtp.max_bad_commands
+    assert limit == 20  # the documented default
+    replies = smtp_lines(sandbox.smtp_address, [b"EHLO x"] + [b"BOGUS"] * (limit + 1))
+    codes = [int(r[:3]) for r in replies[2:-1]]
+    assert codes == [S.SYNTAX_ERROR] * limit + [S.SERVICE_CLOSING]
+    assert replies[2].startswith(b'500 5.5.2 Command "BOGUS" not recognized')
+    assert replies[-2].startswith(b"421 4.7.0 Too many errors in this session")
+    assert replies[-1] == b""  # and the server closed the connection
+
+
+def test_six_unknown_verbs_then_a_message(sandbox: Sandbox) -> None:
+    lines = [b"EHLO x", *[b"XFOO"] * 6, b"MAIL FROM:<a@alpha.test>", b"RCPT TO:<b@beta.test>"]
+    replies = smtp_lines(
+        sandbox.smtp_address, [*lines, b"DATA", b"Subject: s\r\n\r\nhi\r\n.", b"QUIT"]
+    )
+    assert [int(r[:3]) for r in replies[2:8]] == [S.SYNTAX_ERROR] * 6
+    assert int(replies[-3][:3]) == S.OK  # the message after DATA
+    assert sandbox.wait_for(to="b@beta.test", subject="s").subject == "s"
