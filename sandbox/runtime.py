@@ -28,6 +28,7 @@ from fake_dns.resolver import make_resolver
 from fake_dns.zone import ExtraRecord
 from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
+from sandbox.datafile import prepare_data_file
 from sandbox.domain_config import DomainConfig
 from sandbox.events import DnsQueried, Event, EventBus, MessagesPruned
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
@@ -104,6 +105,7 @@ class Runtime:
         config = self.config
         check_exposure(config)
         raise_file_limit()
+        prepare_data_file(config.data)
         self._store = await SqliteStore.open(config.data)
         self.bus.listen(self._journal)
         extra: dict[str, Any] = {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import smtplib
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -67,3 +70,36 @@ def test_six_unknown_verbs_then_a_message(sandbox: Sandbox) -> None:
     assert [int(r[:3]) for r in replies[2:8]] == [S.SYNTAX_ERROR] * 6
     assert int(replies[-3][:3]) == S.OK  # the message after DATA
     assert sandbox.wait_for(to="b@beta.test", subject="s").subject == "s"
+
+
+# --- 6. the data file, its -wal/-shm and the TLS keys are owner-only -------------------
+
+
+def test_data_file_and_keys_are_owner_only(tmp_path) -> None:
+    folder = tmp_path / "fresh" / "data"
+    data = folder / "sandbox.sqlite3"
+    old = os.umask(0o022)  # the common default, which made the file 0644
+    try:
+        with Sandbox(data=data) as sandbox:
+            with smtplib.SMTP(*sandbox.smtp_address, timeout=10) as client:
+                client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: s\r\n\r\nhi\r\n")
+            sandbox.wait_for(to="b@beta.test")
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for name in ("sandbox.sqlite3", "sandbox.sqlite3-wal", "sandbox.sqlite3-shm"):
+        assert modes[name] == 0o600, (name, oct(modes[name]))
+    keys = [name for name in modes if name.endswith(".key") or "key" in name]
+    assert keys
+    for name in keys:
+        assert modes[name] == 0o600, (name, oct(modes[name]))
+
+
+def test_an_old_world_readable_data_file_is_tightened(tmp_path) -> None:
+    data = tmp_path / "sandbox.sqlite3"
+    data.touch(mode=0o644)
+    os.chmod(data, 0o644)
+    with Sandbox(data=data):
+        pass
+    assert stat.S_IMODE(data.stat().st_mode) == 0o600

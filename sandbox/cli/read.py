@@ -14,6 +14,7 @@ from sandbox.cli.errors import bad_input, failure
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.output import human_size, journey_lines, json_line, table
 from sandbox.config import Config
+from sandbox.datafile import prepare_data_file
 from sandbox.mime import readable_text
 from sandbox.store import MessageFilter, MessageRecord, SqliteStore
 
@@ -29,6 +30,7 @@ def run_with_store(config: Config, work: Callable[[SqliteStore], Awaitable[T]]) 
         )
 
     async def run() -> T:
+        prepare_data_file(config.data)
         store = await SqliteStore.open(config.data)
         try:
             return await work(store)
