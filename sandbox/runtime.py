@@ -17,6 +17,7 @@ import resource
 import ssl
 import weakref
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import dns.asyncresolver
@@ -75,9 +76,20 @@ class Endpoints:
         return json.dumps(self.ready())
 
 
+class RuntimeState(StrEnum):
+    """A runtime's life, which runs once: new → starting → running → stopping → stopped."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
 class Runtime:
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.state = RuntimeState.NEW
         self.bus = EventBus()
         self._store: SqliteStore | None = None
         self._servers: list[asyncio.Server] = []
@@ -96,20 +108,38 @@ class Runtime:
         self.endpoints: Endpoints | None = None
 
     @property
+    def running(self) -> bool:
+        return self.state is RuntimeState.RUNNING
+
+    def _not_running(self) -> RuntimeError:
+        if self.state is RuntimeState.STOPPED:
+            return RuntimeError(
+                "the sandbox is not running: this Runtime was stopped; a Runtime runs once,"
+                " make a new Runtime(config) to start again"
+            )
+        return RuntimeError(f"the sandbox is not running ({self.state}): await start() first")
+
+    @property
     def store(self) -> SqliteStore:
         if self._store is None:
-            raise RuntimeError("the sandbox is not running")
+            raise self._not_running()
         return self._store
 
     async def start(self) -> Endpoints:
+        if self.state is not RuntimeState.NEW:
+            raise RuntimeError(
+                f"this Runtime is {self.state}: a Runtime starts once;"
+                " make a new Runtime(config) to start again"
+            )
+        self.state = RuntimeState.STARTING
         config = self.config
-        check_exposure(config)
-        raise_file_limit()
-        prepare_data_file(config.data)
-        self._store = await SqliteStore.open(config.data)
-        self.bus.listen(self._journal)
         extra: dict[str, Any] = {}
         try:
+            check_exposure(config)
+            raise_file_limit()
+            prepare_data_file(config.data)
+            self._store = await SqliteStore.open(config.data)
+            self.bus.listen(self._journal)
             self.tls = await asyncio.to_thread(
                 SandboxTLS.for_data, config.data, certificate_names(config)
             )
@@ -155,6 +185,7 @@ class Runtime:
         self.endpoints = Endpoints(
             smtp=smtp_addr, dns=dns_addr, mx=mx, data=config.data, extra=extra
         )
+        self.state = RuntimeState.RUNNING
         return self.endpoints
 
     async def _start_mailbox_servers(self, server_tls: ssl.SSLContext) -> dict[str, Address]:
@@ -216,13 +247,13 @@ class Runtime:
     @property
     def dns_server(self) -> DnsServer:
         if self._dns is None:
-            raise RuntimeError("the sandbox is not running")
+            raise self._not_running()
         return self._dns
 
     @property
     def relay(self) -> Relay:
         if self._relay is None:
-            raise RuntimeError("the sandbox is not running")
+            raise self._not_running()
         return self._relay
 
     def resolver(self) -> dns.asyncresolver.Resolver:
@@ -353,6 +384,17 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        """Stop every listener and close the store; stopping twice is harmless."""
+        if self.state in (RuntimeState.STOPPING, RuntimeState.STOPPED):
+            return
+        self.state = RuntimeState.STOPPING
+        self.endpoints = None
+        try:
+            await self._stop_parts()
+        finally:
+            self.state = RuntimeState.STOPPED
+
+    async def _stop_parts(self) -> None:
         for server in self._servers:  # no new mail while the rest winds down
             server.close()
         for imap in self._imap_listeners:

@@ -11,8 +11,10 @@ from dataclasses import replace
 
 import pytest
 
+from sandbox.chaos import DomainChaos
 from sandbox.config import Config, load_config
-from sandbox.testing import Sandbox
+from sandbox.runtime import Runtime, RuntimeState, StartupError
+from sandbox.testing import Sandbox, sandbox_config
 from tests import statuscodes as S
 
 
@@ -103,3 +105,38 @@ def test_an_old_world_readable_data_file_is_tightened(tmp_path) -> None:
     with Sandbox(data=data):
         pass
     assert stat.S_IMODE(data.stat().st_mode) == 0o600
+
+
+# --- 5. a stopped Runtime says so, and using it is a clear error -----------------------
+
+
+async def test_runtime_state_and_use_after_stop(tmp_path) -> None:
+    runtime = Runtime(sandbox_config(data=str(tmp_path / "sandbox.sqlite3")))
+    assert runtime.state is RuntimeState.NEW and not runtime.running
+    endpoints = await runtime.start()
+    assert runtime.state is RuntimeState.RUNNING and runtime.running
+    assert runtime.endpoints == endpoints
+    await runtime.stop()
+    assert runtime.state is RuntimeState.STOPPED and not runtime.running
+    assert runtime.endpoints is None
+    with pytest.raises(RuntimeError, match="this Runtime was stopped"):
+        runtime.store  # noqa: B018 - the property is what is under test
+    with pytest.raises(RuntimeError, match="this Runtime was stopped"):
+        await runtime.set_chaos("alpha.test", DomainChaos())
+    with pytest.raises(RuntimeError, match="a Runtime starts once"):
+        await runtime.start()
+    await runtime.stop()  # twice is harmless
+    with pytest.raises(ConnectionRefusedError):  # and nothing listens any more
+        socket.create_connection(endpoints.smtp, timeout=2).close()
+
+
+async def test_runtime_that_failed_to_start_is_stopped(tmp_path) -> None:
+    config = sandbox_config(data=str(tmp_path / "sandbox.sqlite3"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = replace(config, smtp=replace(config.smtp, port=taken.getsockname()[1]))
+        runtime = Runtime(busy)
+        with pytest.raises(StartupError, match="already in use"):
+            await runtime.start()
+    assert runtime.state is RuntimeState.STOPPED
