@@ -562,19 +562,39 @@ def certificate_names(config: Config) -> list[str]:
 
 
 def check_exposure(config: Config) -> None:
-    """Loopback only by default: beyond it, anyone who reaches the port reads the mail."""
-    if ipaddress.ip_address(config.host).is_loopback:
-        return
-    if not config.accounts and not config.allow_open:
-        raise StartupError(
-            f"refusing to listen on {config.host} without accounts: anyone who can reach this"
-            " machine could read and send mail through the sandbox; add [accounts] to the"
-            " configuration, or pass --allow-open if that is really what you want"
+    """Loopback only by default: beyond it, anyone who reaches the port reads the mail.
+
+    The rule holds for every listener: ``--host`` and each domain's MX ``mx_address``.
+    """
+    for address, what in listen_addresses(config):
+        if ipaddress.ip_address(address).is_loopback:
+            continue
+        if not config.accounts and not config.allow_open:
+            raise StartupError(
+                f"refusing to listen on {address} ({what}) without accounts: anyone who can"
+                " reach this machine could read and send mail through the sandbox; use a"
+                " loopback address, add [accounts] to the configuration, or pass"
+                " --allow-open if that is really what you want"
+            )
+        log.warning(
+            "listening on %s (%s): the sandbox is reachable from the network,"
+            " not only this machine",
+            address,
+            what,
         )
-    log.warning(
-        "listening on %s: the sandbox is reachable from the network, not only this machine",
-        config.host,
-    )
+
+
+def listen_addresses(config: Config) -> list[tuple[str, str]]:
+    """Every address a listener binds, with what it is (for the exposure check)."""
+    found = [(config.host, "--host")]
+    for domain in config.domains:
+        found.append(
+            (
+                domain.mx_address,
+                f'the MX server of {domain.name}, domains."{domain.name}".mx_address',
+            )
+        )
+    return found
 
 
 def raise_file_limit() -> None:

@@ -140,3 +140,34 @@ async def test_runtime_that_failed_to_start_is_stopped(tmp_path) -> None:
         with pytest.raises(StartupError, match="already in use"):
             await runtime.start()
     assert runtime.state is RuntimeState.STOPPED
+
+
+# --- 4. a domain's mx_address beyond loopback follows the --host exposure rule -----------
+
+
+def exposed_mx_config(tmp_path, accounts: str = "") -> Config:
+    toml = tmp_path / "sandbox.toml"
+    toml.write_text(
+        '[domains."alpha.test"]\nmx_address = "0.0.0.0"\n\n[domains."beta.test"]\n' + accounts
+    )
+    return load_config(config_file=str(toml), env={}, flags={})
+
+
+def test_mx_address_beyond_loopback_is_refused_without_accounts(tmp_path) -> None:
+    sandbox = Sandbox(config=exposed_mx_config(tmp_path))
+    with pytest.raises(StartupError) as refused:
+        sandbox.start()
+    message = str(refused.value)
+    assert "refusing to listen on 0.0.0.0" in message
+    assert 'domains."alpha.test".mx_address' in message
+    assert "--allow-open" in message
+    assert not sandbox.running
+
+
+def test_mx_address_beyond_loopback_with_accounts_or_allow_open(tmp_path) -> None:
+    with_accounts = exposed_mx_config(tmp_path, '\n[accounts]\n"ann@alpha.test" = "pw"\n')
+    with Sandbox(config=with_accounts) as sandbox:
+        assert sandbox.mx_addresses["alpha.test"][0] == "0.0.0.0"
+    allowed = replace(exposed_mx_config(tmp_path), allow_open=True)
+    with Sandbox(config=allowed) as sandbox:
+        assert sandbox.mx_addresses["alpha.test"][0] == "0.0.0.0"
