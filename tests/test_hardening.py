@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import poplib
 import smtplib
 import socket
 import stat
@@ -171,3 +173,84 @@ def test_mx_address_beyond_loopback_with_accounts_or_allow_open(tmp_path) -> Non
     allowed = replace(exposed_mx_config(tmp_path), allow_open=True)
     with Sandbox(config=allowed) as sandbox:
         assert sandbox.mx_addresses["alpha.test"][0] == "0.0.0.0"
+
+
+# --- 3. SMTP AUTH: names normalised as POP3 does, no authzid of another, MAIL FROM tied --
+
+
+ACCOUNTS = '[accounts]\n"ann@alpha.test" = "ann-pw"\n"bob@alpha.test" = "bob-pw"\n'
+
+
+@pytest.fixture
+def accounts_sandbox(tmp_path) -> Iterator[Sandbox]:
+    toml = tmp_path / "sandbox.toml"
+    toml.write_text(ACCOUNTS)
+    with Sandbox(config=load_config(config_file=str(toml), env={}, flags={})) as running:
+        yield running
+
+
+def submit(sandbox: Sandbox) -> smtplib.SMTP:
+    client = smtplib.SMTP(*sandbox.smtp_address, timeout=10)
+    client.ehlo("app.test")
+    return client
+
+
+def plain(authzid: str, login: str, password: str) -> str:
+    return base64.b64encode(f"{authzid}\0{login}\0{password}".encode()).decode()
+
+
+def test_smtp_auth_normalises_the_login_as_pop3_does(accounts_sandbox: Sandbox) -> None:
+    login = " <Ann@ALPHA.test> "
+    with submit(accounts_sandbox) as client:
+        code, _ = client.docmd("AUTH", "PLAIN " + plain("", login, "ann-pw"))
+        assert code == S.ACCEPTED_AUTH
+        client.sendmail("ann@alpha.test", ["b@beta.test"], b"Subject: normal\r\n\r\nhi\r\n")
+    pop3 = poplib.POP3(*accounts_sandbox.pop3_address, timeout=10)
+    try:  # POP3 takes the same spelling of the same login
+        pop3.user(login)
+        assert pop3.pass_("ann-pw").startswith(b"+OK")
+    finally:
+        pop3.quit()
+    message = accounts_sandbox.wait_for(to="b@beta.test", subject="normal")
+    assert message.journey[0].detail["auth_user"] == "ann@alpha.test"
+
+
+def test_smtp_auth_refuses_an_authzid_of_another_account(accounts_sandbox: Sandbox) -> None:
+    with submit(accounts_sandbox) as client:
+        code, text = client.docmd(
+            "AUTH", "PLAIN " + plain("bob@alpha.test", "ann@alpha.test", "ann-pw")
+        )
+        assert code == S.AUTH_FAILED
+        assert text.startswith(
+            b"5.7.8 Logged in as ann@alpha.test you cannot act as bob@alpha.test"
+        )
+        # the same login with its own (or no) authzid is fine
+        code, _ = client.docmd(
+            "AUTH", "PLAIN " + plain("ANN@alpha.test", "ann@alpha.test", "ann-pw")
+        )
+        assert code == S.ACCEPTED_AUTH
+
+
+def test_mail_from_is_tied_to_the_login(accounts_sandbox: Sandbox) -> None:
+    with submit(accounts_sandbox) as client:
+        client.login("ann@alpha.test", "ann-pw")
+        code, text = client.mail("bob@alpha.test")
+        assert code == S.BAD_ADDRESS
+        assert text.startswith(b"5.7.1 <bob@alpha.test> is a configured account")
+        assert b"logged in as ann@alpha.test" in text
+        assert client.mail("Ann@Alpha.test")[0] == S.OK  # its own address, any spelling
+        client.rset()
+        assert client.mail("noreply@shop.test")[0] == S.OK  # not an account: allowed
+    with submit(accounts_sandbox) as client:  # not logged in at all
+        code, text = client.mail("ann@alpha.test")
+        assert code == S.BAD_ADDRESS
+        assert b"has not logged in" in text
+        client.rset()
+        assert client.mail("app@alpha.test")[0] == S.OK
+
+
+def test_without_accounts_any_sender_and_login(sandbox: Sandbox) -> None:
+    with submit(sandbox) as client:
+        client.login("whoever", "anything")
+        client.sendmail("ann@alpha.test", ["b@beta.test"], b"Subject: open\r\n\r\nhi\r\n")
+    assert sandbox.wait_for(to="b@beta.test", subject="open").envelope_from == "ann@alpha.test"

@@ -9,17 +9,20 @@ and a capped transcript of each session published on the event bus when it ends.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 from sandbox.events import EventBus, SmtpSessionEnded
 from sandbox.net import ConnectionBudget
 from sandbox.smtp.replies import too_big, with_enhanced_code
+from sandbox.store import normalize_address
 
 # RFC 5321 §4.1.2 Path in its everyday form: dot-atom local part, plain domain.
 _SIMPLE_PATH = re.compile(
@@ -170,6 +173,35 @@ class SandboxSMTP(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        """RFC 4616 §2: ``authzid NUL authcid NUL passwd``; aiosmtpd drops the authzid.
+
+        Logged in as one account, a client may not act as another: an authzid is
+        accepted only when it names the login itself.
+        """
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (ValueError, binascii.Error):
+                await self.push("501 5.5.2 Cannot decode the base64 of AUTH PLAIN")
+                return AuthResult(success=False, handled=True)
+        parts = bytes(blob).split(b"\x00") if isinstance(blob, bytes) else []
+        if len(parts) != 3:
+            await self.push("501 5.5.2 AUTH PLAIN takes authzid NUL login NUL password")
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = parts
+        if authzid and _account(authzid) != _account(login):
+            await self.push(
+                f"535 5.7.8 Logged in as {_account(login)} you cannot act as"
+                f" {_account(authzid)}: leave the authorization identity empty"
+            )
+            return AuthResult(success=False, handled=True)
+        return self._authenticate("PLAIN", LoginPassword(login, password))
+
     async def _unknown_verb(self, command: str, arg: str | None) -> None:
         # RFC 5321 §4.2.4: 500 for a command not recognised; it counts as a bad command.
         shown = command if len(command) <= 20 else command[:20] + "…"
@@ -269,6 +301,10 @@ class SandboxSMTP(SMTP):
                 transcript=lines,
             )
         )
+
+
+def _account(name: bytes) -> str:
+    return normalize_address(name.decode("utf-8", "replace"))
 
 
 def peer_text(peer: Any) -> str:
