@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import poplib
@@ -15,6 +16,8 @@ import pytest
 
 from sandbox.chaos import DomainChaos
 from sandbox.config import Config, load_config
+from sandbox.relay.client import Attempt, Envelope, deliver
+from sandbox.relay.routing import Route, Target
 from sandbox.runtime import Runtime, RuntimeState, StartupError
 from sandbox.testing import Sandbox, sandbox_config
 from tests import statuscodes as S
@@ -254,3 +257,95 @@ def test_without_accounts_any_sender_and_login(sandbox: Sandbox) -> None:
         client.login("whoever", "anything")
         client.sendmail("ann@alpha.test", ["b@beta.test"], b"Subject: open\r\n\r\nhi\r\n")
     assert sandbox.wait_for(to="b@beta.test", subject="open").envelope_from == "ann@alpha.test"
+
+
+# --- 2. a 4xx at DATA defers only the recipients accepted at RCPT ----------------------
+
+
+class ScriptedMx:
+    """A tiny SMTP server on port 0 whose RCPT and DATA replies the test chooses."""
+
+    def __init__(self, rcpt: dict[str, bytes], data: bytes | None) -> None:
+        self.rcpt = rcpt
+        self.data = data  # None: hang up after DATA's 354 and the message
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> tuple[str, int]:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mx.scripted.test ESMTP\r\n")
+        try:
+            while line := await reader.readline():
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    writer.write(b"250 mx.scripted.test\r\n")
+                elif verb == b"MAIL":
+                    writer.write(b"250 2.1.0 OK\r\n")
+                elif verb == b"RCPT":
+                    address = line.split(b"<", 1)[1].split(b">", 1)[0].decode()
+                    writer.write(self.rcpt[address] + b"\r\n")
+                elif verb == b"DATA":
+                    writer.write(b"354 go ahead\r\n")
+                    while await reader.readline() not in (b".\r\n", b""):
+                        pass
+                    if self.data is None:
+                        break
+                    writer.write(self.data + b"\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 2.0.0 Bye\r\n")
+                    break
+                else:
+                    writer.write(b"500 5.5.2 what?\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+RCPT_REPLIES = {
+    "ok@scripted.test": b"250 2.1.5 OK",
+    "gone@scripted.test": b"550 5.1.1 No such user",
+    "later@scripted.test": b"450 4.2.1 Mailbox busy",
+}
+
+
+async def relay_to(mx: ScriptedMx) -> Attempt:
+    async with mx as (host, port):
+        route = Route((Target("mx.scripted.test", 10, (host,), port),))
+        envelope = Envelope(
+            sender="app@alpha.test",
+            recipients=tuple(RCPT_REPLIES),
+            raw=b"Subject: s\r\n\r\nhi\r\n",
+            helo="relay.test",
+            source_address=None,
+        )
+        return await deliver(envelope, route, "scripted.test")
+
+
+async def test_data_4xx_defers_only_recipients_accepted_at_rcpt() -> None:
+    attempt = await relay_to(ScriptedMx(RCPT_REPLIES, b"451 4.3.0 Try again later"))
+    assert attempt.delivered == ()
+    assert sorted(attempt.deferred) == ["later@scripted.test", "ok@scripted.test"]
+    assert attempt.bounced == (("gone@scripted.test", "550 5.1.1 No such user"),)
+
+
+async def test_data_5xx_bounces_those_accepted_keeps_rcpt_deferrals() -> None:
+    attempt = await relay_to(ScriptedMx(RCPT_REPLIES, b"554 5.6.0 Content refused"))
+    assert attempt.deferred == ("later@scripted.test",)
+    assert sorted(attempt.bounced) == [
+        ("gone@scripted.test", "550 5.1.1 No such user"),
+        ("ok@scripted.test", "554 5.6.0 Content refused"),
+    ]
+
+
+async def test_connection_lost_at_data_keeps_rcpt_refusals() -> None:
+    attempt = await relay_to(ScriptedMx(RCPT_REPLIES, None))
+    assert sorted(attempt.deferred) == ["later@scripted.test", "ok@scripted.test"]
+    assert attempt.bounced == (("gone@scripted.test", "550 5.1.1 No such user"),)
