@@ -38,6 +38,40 @@ class ConnectionBudget:
         self.active -= 1
 
 
+class AcceptedConnections:
+    """Every connection a listener accepted, by transport, until its socket is closed.
+
+    Python 3.11's ``Server.close()`` leaves accepted connections open, and a protocol can
+    lose sight of its socket while it is still open (STARTTLS hands the socket to an SSL
+    layer, whose polite shutdown waits for the peer). Holding the transports here and
+    aborting whatever is still open at shutdown means no socket outlives the event loop.
+    """
+
+    def __init__(self) -> None:
+        self._transports: set[asyncio.BaseTransport] = set()
+
+    def add(self, transport: asyncio.BaseTransport) -> None:
+        self._transports = {t for t in self._transports if _socket_open(t)}
+        self._transports.add(transport)
+
+    def __len__(self) -> int:
+        return sum(1 for t in self._transports if _socket_open(t))
+
+    def abort_all(self) -> None:
+        for transport in self._transports:
+            if isinstance(transport, asyncio.WriteTransport) and _socket_open(transport):
+                transport.abort()
+        self._transports.clear()
+
+
+def _socket_open(transport: asyncio.BaseTransport) -> bool:
+    try:
+        sock = transport.get_extra_info("socket")
+    except AttributeError:  # an SSL transport whose SSL layer is gone: closed with it
+        return False
+    return sock is not None and sock.fileno() != -1
+
+
 async def listen(
     factory: Callable[[], asyncio.BaseProtocol],
     host: str,

@@ -33,7 +33,14 @@ from sandbox.datafile import prepare_data_file
 from sandbox.domain_config import DomainConfig
 from sandbox.events import DnsQueried, Event, EventBus, MessagesPruned
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
-from sandbox.net import ConnectionBudget, listen, listen_problem, server_address, stop_listener
+from sandbox.net import (
+    AcceptedConnections,
+    ConnectionBudget,
+    listen,
+    listen_problem,
+    server_address,
+    stop_listener,
+)
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
 from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
@@ -99,6 +106,7 @@ class Runtime:
         self._pop3_servers: list[Pop3Server] = []
         # Python 3.11's Server.close() leaves accepted connections open; stop() ends them.
         self._smtp_sessions: weakref.WeakSet[SandboxSMTP] = weakref.WeakSet()
+        self._smtp_accepted = AcceptedConnections()
         self._imap_listeners: list[ImapListener] = []
         self._imap_backend: ImapBackend | None = None
         self.tls: SandboxTLS | None = None
@@ -423,6 +431,7 @@ class Runtime:
             self._dns = None
         for session in list(self._smtp_sessions):
             session.hang_up()
+        self._smtp_accepted.abort_all()  # sockets their sessions no longer hold
         for _ in range(3):  # let the aborted connections run connection_lost
             await asyncio.sleep(0)
         for server in self._servers:
@@ -459,6 +468,7 @@ class Runtime:
                 server_name=handler.server_name,
                 line_length_limit=config.smtp.max_line_length,
                 budget=budget,
+                accepted=self._smtp_accepted,
                 max_bad_commands=config.smtp.max_bad_commands,
                 hostname=handler.hostname,
                 ident="ESMTP mail-sandbox",

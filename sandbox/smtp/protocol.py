@@ -20,7 +20,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 from sandbox.events import EventBus, SmtpSessionEnded
-from sandbox.net import ConnectionBudget
+from sandbox.net import AcceptedConnections, ConnectionBudget
 from sandbox.smtp.replies import too_big, with_enhanced_code
 from sandbox.store import normalize_address
 
@@ -114,6 +114,7 @@ class SandboxSMTP(SMTP):
         server_name: str,
         line_length_limit: int = 1001,
         budget: ConnectionBudget | None = None,
+        accepted: AcceptedConnections | None = None,
         max_bad_commands: int = 20,
         **kwargs: Any,
     ) -> None:
@@ -132,6 +133,7 @@ class SandboxSMTP(SMTP):
         self.transcript = Transcript()
         self._ended = False
         self._budget = budget
+        self._accepted = accepted
         self._counted = False
         self._bad_left = max_bad_commands
         self._refusal: str | None = None
@@ -256,6 +258,8 @@ class SandboxSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None and self._original_transport is None
+        if first and self._accepted is not None:
+            self._accepted.add(transport)
         if first and self._budget is not None:  # not the STARTTLS re-entry
             self._counted = self._budget.take()
             if not self._counted:
