@@ -100,6 +100,7 @@ class Runtime:
         self.bus = EventBus()
         self._store: SqliteStore | None = None
         self._servers: list[asyncio.Server] = []
+        self._mx_servers: list[asyncio.Server] = []  # in _servers too; close after the relay
         self._dns: DnsServer | None = None
         self._relay: Relay | None = None
         self._resolver: dns.asyncresolver.Resolver | None = None
@@ -404,7 +405,8 @@ class Runtime:
 
     async def _stop_parts(self) -> None:
         for server in self._servers:  # no new mail while the rest winds down
-            server.close()
+            if server not in self._mx_servers:
+                server.close()
         for imap in self._imap_listeners:
             imap.close()
         for task in (self._chaos_task, self._prune_task):
@@ -426,23 +428,40 @@ class Runtime:
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None
+        # Python 3.11 leaks the socket of a connection accepted in the same loop turn as
+        # Server.close() (its transport asserts the server is open, and nobody closes the
+        # socket). The MX servers' clients are the relay's workers: with them stopped,
+        # let accepts in flight finish, then close.
+        for _ in range(2):
+            await asyncio.sleep(0)
+        for server in self._mx_servers:
+            server.close()
         if self._dns is not None:
             await self._dns.stop()
             self._dns = None
-        for session in list(self._smtp_sessions):
-            session.hang_up()
-        self._smtp_accepted.abort_all()  # sockets their sessions no longer hold
-        for _ in range(3):  # let the aborted connections run connection_lost
-            await asyncio.sleep(0)
+        await self._hang_up_smtp()
         for server in self._servers:
             await stop_listener(server)
         self._servers.clear()
+        self._mx_servers.clear()
         if self._store is not None:
             await self._store.close()
             self._store = None
         if self.tls is not None:
             self.tls.close()
             self.tls = None
+        for _ in range(3):  # connections accepted during shutdown end before the loop does
+            await asyncio.sleep(0)
+
+    async def _hang_up_smtp(self) -> None:
+        """End every SMTP connection, including any accepted just before the listeners
+        closed whose protocol is not connected yet, so no socket outlives the loop."""
+        for _ in range(2):
+            for session in list(self._smtp_sessions):
+                session.hang_up()
+            self._smtp_accepted.abort_all()  # sockets their sessions no longer hold
+            for _ in range(3):  # let accepts finish and aborted connections end
+                await asyncio.sleep(0)
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -483,6 +502,9 @@ class Runtime:
                 loop=loop,
             )
             self._smtp_sessions.add(protocol)
+            if self.state is not RuntimeState.RUNNING:
+                # Accepted as the listeners closed: dropped the moment it connects.
+                protocol.hang_up()
             return protocol
 
         return make
@@ -515,16 +537,20 @@ class Runtime:
         port = self.config.mx.port
         tls = self.tls.server_context() if self.tls is not None else None
         try:
-            return await self._listen_smtp(handler, address, port, "--mx-port", starttls=tls)
+            listening = await self._listen_smtp(handler, address, port, "--mx-port", starttls=tls)
+            self._mx_servers.append(self._servers[-1])
+            return listening
         except StartupError as exc:
             cause = exc.__cause__
             if not (isinstance(cause, OSError) and cause.errno in _ADDRESS_MISSING):
                 raise
         fallback_port = port + index if port else 0
         log.warning("%s is not on this machine; MX of %s on 127.0.0.1", address, handler.domain)
-        return await self._listen_smtp(
+        listening = await self._listen_smtp(
             handler, "127.0.0.1", fallback_port, "--mx-port", starttls=tls
         )
+        self._mx_servers.append(self._servers[-1])
+        return listening
 
     def _journal(self, event: Event) -> None:
         if self._store is not None:

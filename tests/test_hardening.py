@@ -18,7 +18,7 @@ from dataclasses import replace
 import pytest
 
 from sandbox.chaos import DomainChaos
-from sandbox.config import Config, load_config
+from sandbox.config import Config, ConfigError, load_config
 from sandbox.relay.client import Attempt, Envelope, deliver
 from sandbox.relay.routing import Route, Target
 from sandbox.runtime import Runtime, RuntimeState, StartupError
@@ -375,3 +375,38 @@ def test_stopping_mid_delivery_closes_every_socket() -> None:
             gc.collect()
         leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
         assert leaks == [], f"round {round_}: {leaks}"
+
+
+# --- one name per limit: max_bad_commands everywhere ----------------------------------
+
+
+def test_every_section_calls_the_bad_command_budget_max_bad_commands() -> None:
+    config = load_config(env={}, flags={})
+    assert (
+        config.smtp.max_bad_commands,
+        config.pop3.max_bad_commands,
+        config.imap.max_bad_commands,
+    ) == (20, 10, 20)
+
+
+def test_old_imap_key_names_the_new_one(tmp_path) -> None:
+    toml = tmp_path / "sandbox.toml"
+    toml.write_text("[imap]\nbad_command_limit = 5\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file=str(toml), env={}, flags={})
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.endswith("imap.bad_command_limit: renamed: use imap.max_bad_commands instead")
+
+
+def test_imap_max_bad_commands_from_a_file_is_used(tmp_path) -> None:
+    toml = tmp_path / "sandbox.toml"
+    toml.write_text("[imap]\nmax_bad_commands = 2\n")
+    with Sandbox(config=load_config(config_file=str(toml), env={}, flags={})) as sandbox:
+        with socket.create_connection(sandbox.imap_address, timeout=10) as sock:
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"* OK")
+            sock.sendall(b"a1 BOGUS\r\na2 BOGUS\r\n")
+            lines = [reader.readline() for _ in range(3)]
+    assert lines[0].startswith(b"a1 BAD") and lines[1].startswith(b"a2 BAD")
+    assert lines[2].startswith(b"* BYE Too many invalid commands")

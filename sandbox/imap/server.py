@@ -207,7 +207,7 @@ class _Handler:
                     await session.execute(item)
                 if session.wants_raw_line or session.starttls_requested:
                     await session.flush()  # the client waits for "+" or the OK
-                if session.bad_commands >= self.settings.bad_command_limit:
+                if session.bad_commands >= self.settings.max_bad_commands:
                     await session.emit(b"* BYE Too many invalid commands\r\n")
                     await session.flush()
                     return

@@ -88,7 +88,7 @@ class ImapSettings:
     max_line_length: int = 64 * 1024
     max_literal_size: int = 32 * 1024 * 1024
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
-    bad_command_limit: int = 20
+    max_bad_commands: int = 20
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
     max_nesting: int = 32  # nested search keys; deeper gets a tagged BAD
     require_tls_for_auth: bool = False  # LOGINDISABLED until STARTTLS (RFC 3501 §6.2.3)
@@ -110,7 +110,7 @@ class ImapSettings:
             "max_line_length",
             "max_literal_size",
             "idle_timeout",
-            "bad_command_limit",
+            "max_bad_commands",
             "max_connections",
             "max_nesting",
             "require_tls_for_auth",

@@ -134,6 +134,7 @@ class SandboxSMTP(SMTP):
         self._ended = False
         self._budget = budget
         self._accepted = accepted
+        self._hung_up = False  # shutdown came before connection_made
         self._counted = False
         self._bad_left = max_bad_commands
         self._refusal: str | None = None
@@ -268,6 +269,8 @@ class SandboxSMTP(SMTP):
                     " at once); try again later"
                 )
         super().connection_made(transport)
+        if first and self._hung_up and isinstance(transport, asyncio.WriteTransport):
+            transport.abort()  # accepted while the server was shutting down
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted and self._budget is not None:
@@ -280,7 +283,9 @@ class SandboxSMTP(SMTP):
 
     def hang_up(self) -> None:
         """Drop the connection now (shutdown): under STARTTLS, the TCP transport too,
-        since a polite TLS close waits for the peer and may outlive the event loop."""
+        since a polite TLS close waits for the peer and may outlive the event loop.
+        A connection accepted but not yet made is dropped as soon as it is."""
+        self._hung_up = True
         for transport in (self._original_transport, self.transport):
             # Closing is not closed: a TLS shutdown in progress still holds the socket.
             if isinstance(transport, asyncio.WriteTransport):
