@@ -402,11 +402,11 @@ def test_old_imap_key_names_the_new_one(tmp_path) -> None:
 def test_imap_max_bad_commands_from_a_file_is_used(tmp_path) -> None:
     toml = tmp_path / "sandbox.toml"
     toml.write_text("[imap]\nmax_bad_commands = 2\n")
-    with Sandbox(config=load_config(config_file=str(toml), env={}, flags={})) as sandbox:
-        with socket.create_connection(sandbox.imap_address, timeout=10) as sock:
-            reader = sock.makefile("rb")
-            assert reader.readline().startswith(b"* OK")
-            sock.sendall(b"a1 BOGUS\r\na2 BOGUS\r\n")
-            lines = [reader.readline() for _ in range(3)]
+    config = load_config(config_file=str(toml), env={}, flags={})
+    with Sandbox(config=config) as sandbox, socket.create_connection(sandbox.imap_address) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"* OK")
+        sock.sendall(b"a1 BOGUS\r\na2 BOGUS\r\n")
+        lines = [reader.readline() for _ in range(3)]
     assert lines[0].startswith(b"a1 BAD") and lines[1].startswith(b"a2 BAD")
     assert lines[2].startswith(b"* BYE Too many invalid commands")
