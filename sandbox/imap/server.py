@@ -199,15 +199,14 @@ class _Handler:
                     continue
                 if isinstance(item, ParseError):
                     # Protocol errors become their tagged reply here, and only here.
-                    session.bad_commands += 1
-                    await session.emit(item.render())
+                    await session.parse_error(item.render())
                 elif isinstance(item, RawLine):
                     await session.raw_line(item.data)
                 else:
                     await session.execute(item)
                 if session.wants_raw_line or session.starttls_requested:
                     await session.flush()  # the client waits for "+" or the OK
-                if session.bad_commands >= self.settings.max_bad_commands:
+                if session.too_many_bad_commands:
                     await session.emit(b"* BYE Too many invalid commands\r\n")
                     await session.flush()
                     return
@@ -217,9 +216,8 @@ class _Handler:
                 if session.wants_raw_line:
                     parser.expect_raw_line()
                 if session.starttls_requested and self.starttls_context is not None:
-                    session.starttls_requested = False
                     await self._start_tls(reader, writer, parser, self.starttls_context)
-                    session.tls = True
+                    session.tls_started()
             data = await self._read(reader, session)
             if not data:
                 return

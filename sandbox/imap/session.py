@@ -327,6 +327,20 @@ class Session:
             await self.emit(exc.render(command.tag))
         # No flush here: the server flushes once the pipeline of commands is drained.
 
+    async def parse_error(self, reply: bytes) -> None:
+        """A command the parser refused: its BAD (or NO) reply, and one bad command more."""
+        self.bad_commands += 1
+        await self.emit(reply)
+
+    @property
+    def too_many_bad_commands(self) -> bool:
+        return self.bad_commands >= self.settings.max_bad_commands
+
+    def tls_started(self) -> None:
+        """The STARTTLS handshake the session asked for is done (RFC 3501 §6.2.1)."""
+        self.starttls_requested = False
+        self.tls = True
+
     async def raw_line(self, line: bytes) -> None:
         """The line a continuation asked for: the SASL response or IDLE's DONE."""
         self.wants_raw_line = False
