@@ -112,7 +112,7 @@ class ImapConfig:
     max_command_size: int = 64 * 1024 * 1024
     max_command_size_before_login: int = 8 * 1024
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
-    bad_command_limit: int = 20
+    max_bad_commands: int = 20  # then * BYE and a close
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
     max_nesting: int = 32  # levels of nested search keys; deeper gets a tagged BAD
 
@@ -336,8 +336,14 @@ def _build(
     return config
 
 
+# Keys that were renamed: one name per limit across every section.
+RENAMED = {"imap.bad_command_limit": "imap.max_bad_commands"}
+
+
 def _coerce(source: str, key: str, raw: Any) -> Any:
     """Check one scalar against its type and range, converting text from env/flags."""
+    if key in RENAMED:
+        raise ConfigError(source, key, f"renamed: use {RENAMED[key]} instead")
     if key not in _SCALARS:
         raise ConfigError(source, key, "unknown setting")
     want = _SCALARS[key]

@@ -12,7 +12,7 @@ import re
 import secrets
 
 from sandbox.mime import header_block
-from sandbox.smtp.received import rfc5322_date
+from sandbox.trace import rfc5322_date
 
 _HAS_DATE = re.compile(rb"(?:^|\n)date[ \t]*:", re.IGNORECASE)
 _HAS_MESSAGE_ID = re.compile(rb"(?:^|\n)message-id[ \t]*:", re.IGNORECASE)

@@ -17,6 +17,7 @@ import resource
 import ssl
 import weakref
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import dns.asyncresolver
@@ -31,15 +32,24 @@ from sandbox.auth.records import auth_records, publishes_own_spf
 from sandbox.auth.service import Authenticity, auth_dns_fault
 from sandbox.chaos import ChaosBoard, DomainChaos
 from sandbox.config import Config
+from sandbox.datafile import prepare_data_file
 from sandbox.domain_config import DomainConfig
 from sandbox.endpoints import remove_endpoints, write_endpoints
 from sandbox.events import DnsQueried, Event, EventBus
 from sandbox.http import HttpListener, start_http
 from sandbox.imap import ImapBackend, ImapListener, ImapSettings, start_imap_server
+from sandbox.net import (
+    AcceptedConnections,
+    ConnectionBudget,
+    listen,
+    listen_problem,
+    server_address,
+    stop_listener,
+)
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
 from sandbox.relay import Relay
 from sandbox.smtp.handlers import Authenticator, BaseHandler, MxHandler, SubmissionHandler
-from sandbox.smtp.protocol import ConnectionBudget, SandboxSMTP
+from sandbox.smtp.protocol import SandboxSMTP
 from sandbox.store import SqliteStore
 from sandbox.tls import SandboxTLS
 
@@ -84,18 +94,31 @@ class Endpoints:
         return (str(value[0]), int(value[1])) if value else None
 
 
+class RuntimeState(StrEnum):
+    """A runtime's life, which runs once: new → starting → running → stopping → stopped."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
 class Runtime:
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.state = RuntimeState.NEW
         self.bus = EventBus()
         self._store: SqliteStore | None = None
         self._servers: list[asyncio.Server] = []
+        self._mx_servers: list[asyncio.Server] = []  # in _servers too; close after the relay
         self._dns: DnsServer | None = None
         self._relay: Relay | None = None
         self._resolver: dns.asyncresolver.Resolver | None = None
         self._pop3_servers: list[Pop3Server] = []
         # Python 3.11's Server.close() leaves accepted connections open; stop() ends them.
         self._smtp_sessions: weakref.WeakSet[SandboxSMTP] = weakref.WeakSet()
+        self._smtp_accepted = AcceptedConnections()
         self._imap_listeners: list[ImapListener] = []
         self._imap_backend: ImapBackend | None = None
         self.tls: SandboxTLS | None = None
@@ -109,20 +132,39 @@ class Runtime:
         self._recorded: dict[str, Any] | None = None  # what the endpoints file holds
 
     @property
+    def running(self) -> bool:
+        return self.state is RuntimeState.RUNNING
+
+    def _not_running(self) -> RuntimeError:
+        if self.state is RuntimeState.STOPPED:
+            return RuntimeError(
+                "the sandbox is not running: this Runtime was stopped; a Runtime runs once,"
+                " make a new Runtime(config) to start again"
+            )
+        return RuntimeError(f"the sandbox is not running ({self.state}): await start() first")
+
+    @property
     def store(self) -> SqliteStore:
         if self._store is None:
-            raise RuntimeError("the sandbox is not running")
+            raise self._not_running()
         return self._store
 
     async def start(self) -> Endpoints:
+        if self.state is not RuntimeState.NEW:
+            raise RuntimeError(
+                f"this Runtime is {self.state}: a Runtime starts once;"
+                " make a new Runtime(config) to start again"
+            )
+        self.state = RuntimeState.STARTING
         config = self.config
-        check_exposure(config)
-        raise_file_limit()
-        # The store announces on this bus, and brings other processes' changes to it.
-        self._store = await SqliteStore.open(config.data, bus=self.bus)
-        self.bus.listen(self._journal)
         extra: dict[str, Any] = {}
         try:
+            check_exposure(config)
+            raise_file_limit()
+            prepare_data_file(config.data)
+            # The store announces on this bus, and brings other processes' changes to it.
+            self._store = await SqliteStore.open(config.data, bus=self.bus)
+            self.bus.listen(self._journal)
             self.tls = await asyncio.to_thread(
                 SandboxTLS.for_data, config.data, certificate_names(config)
             )
@@ -188,6 +230,7 @@ class Runtime:
         )
         self._recorded = self.endpoints.ready()
         write_endpoints(config.data, self._recorded)  # so commands on this data file find us
+        self.state = RuntimeState.RUNNING
         return self.endpoints
 
     async def _start_mailbox_servers(self, server_tls: ssl.SSLContext) -> dict[str, Address]:
@@ -243,7 +286,7 @@ class Runtime:
                     self._imap_listeners.append(imap)
                     addresses[name] = imap.address
             except OSError as exc:
-                raise StartupError(_listen_problem(config.host, port, exc, flag)) from exc
+                raise StartupError(listen_problem(config.host, port, exc, flag)) from exc
         return addresses
 
     async def _start_http(self) -> Address:
@@ -251,20 +294,20 @@ class Runtime:
             self._http = await start_http(self, self.config.host, self.config.http.port)
         except OSError as exc:
             raise StartupError(
-                _listen_problem(self.config.host, self.config.http.port, exc, "--http-port")
+                listen_problem(self.config.host, self.config.http.port, exc, "--http-port")
             ) from exc
         return self._http.address
 
     @property
     def dns_server(self) -> DnsServer:
         if self._dns is None:
-            raise RuntimeError("the sandbox is not running")
+            raise self._not_running()
         return self._dns
 
     @property
     def relay(self) -> Relay:
         if self._relay is None:
-            raise RuntimeError("the sandbox is not running")
+            raise self._not_running()
         return self._relay
 
     def resolver(self) -> dns.asyncresolver.Resolver:
@@ -323,7 +366,7 @@ class Runtime:
             return await self._dns.start(self.config.host, self.config.dns.port)
         except OSError as exc:
             raise StartupError(
-                _listen_problem(self.config.host, self.config.dns.port, exc, "--dns-port")
+                listen_problem(self.config.host, self.config.dns.port, exc, "--dns-port")
             ) from exc
 
     # --- chaos ------------------------------------------------------------------------
@@ -422,6 +465,17 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        """Stop every listener and close the store; stopping twice is harmless."""
+        if self.state in (RuntimeState.STOPPING, RuntimeState.STOPPED):
+            return
+        self.state = RuntimeState.STOPPING
+        self.endpoints = None
+        try:
+            await self._stop_parts()
+        finally:
+            self.state = RuntimeState.STOPPED
+
+    async def _stop_parts(self) -> None:
         if self._recorded is not None:
             remove_endpoints(self.config.data, self._recorded)
             self._recorded = None
@@ -429,7 +483,8 @@ class Runtime:
             await self._http.stop()
             self._http = None
         for server in self._servers:  # no new mail while the rest winds down
-            server.close()
+            if server not in self._mx_servers:
+                server.close()
         for imap in self._imap_listeners:
             imap.close()
         for task in (self._chaos_task, self._prune_task):
@@ -451,17 +506,22 @@ class Runtime:
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None
+        # Python 3.11 leaks the socket of a connection accepted in the same loop turn as
+        # Server.close() (its transport asserts the server is open, and nobody closes the
+        # socket). The MX servers' clients are the relay's workers: with them stopped,
+        # let accepts in flight finish, then close.
+        for _ in range(2):
+            await asyncio.sleep(0)
+        for server in self._mx_servers:
+            server.close()
         if self._dns is not None:
             await self._dns.stop()
             self._dns = None
-        for session in list(self._smtp_sessions):
-            session.hang_up()
-        for _ in range(3):  # let the aborted connections run connection_lost
-            await asyncio.sleep(0)
+        await self._hang_up_smtp()
         for server in self._servers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
+            await stop_listener(server)
         self._servers.clear()
+        self._mx_servers.clear()
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -471,6 +531,18 @@ class Runtime:
         if self.keys is not None:
             self.keys.close()
             self.keys = None
+        for _ in range(3):  # connections accepted during shutdown end before the loop does
+            await asyncio.sleep(0)
+
+    async def _hang_up_smtp(self) -> None:
+        """End every SMTP connection, including any accepted just before the listeners
+        closed whose protocol is not connected yet, so no socket outlives the loop."""
+        for _ in range(2):
+            for session in list(self._smtp_sessions):
+                session.hang_up()
+            self._smtp_accepted.abort_all()  # sockets their sessions no longer hold
+            for _ in range(3):  # let accepts finish and aborted connections end
+                await asyncio.sleep(0)
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -496,6 +568,7 @@ class Runtime:
                 server_name=handler.server_name,
                 line_length_limit=config.smtp.max_line_length,
                 budget=budget,
+                accepted=self._smtp_accepted,
                 max_bad_commands=config.smtp.max_bad_commands,
                 strict=config.smtp.strict,
                 hostname=handler.hostname,
@@ -511,6 +584,9 @@ class Runtime:
                 loop=loop,
             )
             self._smtp_sessions.add(protocol)
+            if self.state is not RuntimeState.RUNNING:
+                # Accepted as the listeners closed: dropped the moment it connects.
+                protocol.hang_up()
             return protocol
 
         return make
@@ -525,55 +601,43 @@ class Runtime:
         starttls: ssl.SSLContext | None = None,
         implicit: ssl.SSLContext | None = None,
     ) -> Address:
-        loop = asyncio.get_running_loop()
         try:
-            server = await loop.create_server(
+            server = await listen(
                 self._smtp_factory(handler, starttls, implicit is not None),
                 host,
                 port,
-                reuse_address=True,
-                ssl=implicit,
-                # asyncio's default backlog of 100 drops a burst of connects: the client
-                # sees a connection the server never accepted, and waits for a greeting.
-                backlog=max(128, self.config.smtp.max_connections),
+                ssl_context=implicit,
+                max_connections=self.config.smtp.max_connections,
             )
         except OSError as exc:
-            raise StartupError(_listen_problem(host, port, exc, flag)) from exc
+            raise StartupError(listen_problem(host, port, exc, flag)) from exc
         self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
-        return (str(sockname[0]), int(sockname[1]))
+        return server_address(server)
 
     async def _listen_mx(self, handler: MxHandler, address: str, index: int) -> Address:
         """On the domain's own loopback address, or on 127.0.0.1 with a port of its own."""
         port = self.config.mx.port
         tls = self.tls.server_context() if self.tls is not None else None
         try:
-            return await self._listen_smtp(handler, address, port, "--mx-port", starttls=tls)
+            listening = await self._listen_smtp(handler, address, port, "--mx-port", starttls=tls)
+            self._mx_servers.append(self._servers[-1])
+            return listening
         except StartupError as exc:
             cause = exc.__cause__
             if not (isinstance(cause, OSError) and cause.errno in _ADDRESS_MISSING):
                 raise
         fallback_port = port + index if port else 0
         log.warning("%s is not on this machine; MX of %s on 127.0.0.1", address, handler.domain)
-        return await self._listen_smtp(
+        listening = await self._listen_smtp(
             handler, "127.0.0.1", fallback_port, "--mx-port", starttls=tls
         )
+        self._mx_servers.append(self._servers[-1])
+        return listening
 
     def _journal(self, event: Event) -> None:
         # What another process did is in its own journal already.
         if self._store is not None and not event.remote:
             self._store.journal(event.kind, event.as_dict(), event.at)
-
-
-def _listen_problem(host: str, port: int, exc: OSError, flag: str) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"cannot listen on {host}:{port}: the port is already in use (another sandbox?);"
-            f" stop it or pass {flag} 0 for any free port"
-        )
-    if exc.errno == errno.EACCES:
-        return f"cannot listen on {host}:{port}: permission denied; use a port above 1023"
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 def domain_spec(
@@ -629,19 +693,39 @@ def certificate_names(config: Config) -> list[str]:
 
 
 def check_exposure(config: Config) -> None:
-    """Loopback only by default: beyond it, anyone who reaches the port reads the mail."""
-    if ipaddress.ip_address(config.host).is_loopback:
-        return
-    if not config.accounts and not config.allow_open:
-        raise StartupError(
-            f"refusing to listen on {config.host} without accounts: anyone who can reach this"
-            " machine could read and send mail through the sandbox; add [accounts] to the"
-            " configuration, or pass --allow-open if that is really what you want"
+    """Loopback only by default: beyond it, anyone who reaches the port reads the mail.
+
+    The rule holds for every listener: ``--host`` and each domain's MX ``mx_address``.
+    """
+    for address, what in listen_addresses(config):
+        if ipaddress.ip_address(address).is_loopback:
+            continue
+        if not config.accounts and not config.allow_open:
+            raise StartupError(
+                f"refusing to listen on {address} ({what}) without accounts: anyone who can"
+                " reach this machine could read and send mail through the sandbox; use a"
+                " loopback address, add [accounts] to the configuration, or pass"
+                " --allow-open if that is really what you want"
+            )
+        log.warning(
+            "listening on %s (%s): the sandbox is reachable from the network,"
+            " not only this machine",
+            address,
+            what,
         )
-    log.warning(
-        "listening on %s: the sandbox is reachable from the network, not only this machine",
-        config.host,
-    )
+
+
+def listen_addresses(config: Config) -> list[tuple[str, str]]:
+    """Every address a listener binds, with what it is (for the exposure check)."""
+    found = [(config.host, "--host")]
+    for domain in config.domains:
+        found.append(
+            (
+                domain.mx_address,
+                f'the MX server of {domain.name}, domains."{domain.name}".mx_address',
+            )
+        )
+    return found
 
 
 def raise_file_limit() -> None:

@@ -15,6 +15,7 @@ from sandbox.cli.errors import bad_input, failure
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.output import attachment_lines, human_size, journey_lines, json_line, table
 from sandbox.config import Config
+from sandbox.datafile import prepare_data_file
 from sandbox.mime import readable_text
 from sandbox.store import MessageFilter, MessageRecord, SqliteStore
 from sandbox.store.lookup import journey_with_copy_ids, parse_id, relay_in_flight, resolve
@@ -31,6 +32,7 @@ def run_with_store(config: Config, work: Callable[[SqliteStore], Awaitable[T]]) 
         )
 
     async def run() -> T:
+        prepare_data_file(config.data)
         # A one-shot command writes and reads; others' changes need not reach its bus.
         store = await SqliteStore.open(config.data, follow=False)
         try:

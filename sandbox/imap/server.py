@@ -27,7 +27,7 @@ from sandbox.imap.parser import (
     SendContinuation,
 )
 from sandbox.imap.session import ImapSettings, Session, State
-from sandbox.smtp.protocol import ConnectionBudget
+from sandbox.net import ConnectionBudget, listen_streams, server_address, set_nodelay
 from sandbox.store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ class ImapListener:
 
     @property
     def address(self) -> tuple[str, int]:
-        name = self.server.sockets[0].getsockname()
-        return (str(name[0]), int(name[1]))
+        return server_address(self.server)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -91,8 +90,13 @@ async def start_imap_server(
         else ImapBackend(backend_or_store, bus)
     )
     handler = _Handler(backend, settings, ssl_context, starttls_context)
-    server = await asyncio.start_server(
-        handler.serve, host, port, ssl=ssl_context, reuse_address=True, limit=_READ_SIZE
+    server = await listen_streams(
+        handler.serve,
+        host,
+        port,
+        ssl_context=ssl_context,
+        max_connections=settings.max_connections,
+        read_limit=_READ_SIZE,
     )
     listener = ImapListener(server, backend, owns)
     handler.listener = listener
@@ -137,10 +141,7 @@ class _Handler:
         task = asyncio.current_task()
         if self.listener is not None and task is not None:
             self.listener.connections.add(task)
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Replies are small and interleaved with literals: never wait for Nagle.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(writer)
 
         async def send(data: bytes) -> None:
             writer.write(data)
@@ -204,15 +205,14 @@ class _Handler:
                     continue
                 if isinstance(item, ParseError):
                     # Protocol errors become their tagged reply here, and only here.
-                    session.bad_commands += 1
-                    await session.emit(item.render())
+                    await session.parse_error(item.render())
                 elif isinstance(item, RawLine):
                     await session.raw_line(item.data)
                 else:
                     await session.execute(item)
                 if session.wants_raw_line or session.starttls_requested:
                     await session.flush()  # the client waits for "+" or the OK
-                if session.bad_commands >= self.settings.bad_command_limit:
+                if session.too_many_bad_commands:
                     await session.emit(b"* BYE Too many invalid commands\r\n")
                     await session.flush()
                     return
@@ -222,9 +222,8 @@ class _Handler:
                 if session.wants_raw_line:
                     parser.expect_raw_line()
                 if session.starttls_requested and self.starttls_context is not None:
-                    session.starttls_requested = False
                     await self._start_tls(reader, writer, parser, self.starttls_context)
-                    session.tls = True
+                    session.tls_started()
             data = await self._read(reader, session)
             if not data:
                 return

@@ -92,7 +92,7 @@ class ImapSettings:
     max_command_size: int = 64 * 1024 * 1024  # a whole command, its literals included
     max_command_size_before_login: int = 8 * 1024
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes
-    bad_command_limit: int = 20
+    max_bad_commands: int = 20
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
     max_nesting: int = 32  # nested search keys; deeper gets a tagged BAD
     require_tls_for_auth: bool = False  # LOGINDISABLED until STARTTLS (RFC 3501 §6.2.3)
@@ -116,7 +116,7 @@ class ImapSettings:
             "max_command_size",
             "max_command_size_before_login",
             "idle_timeout",
-            "bad_command_limit",
+            "max_bad_commands",
             "max_connections",
             "max_nesting",
             "require_tls_for_auth",
@@ -332,6 +332,20 @@ class Session:
                 self.state = State.LOGOUT
             await self.emit(exc.render(command.tag))
         # No flush here: the server flushes once the pipeline of commands is drained.
+
+    async def parse_error(self, reply: bytes) -> None:
+        """A command the parser refused: its BAD (or NO) reply, and one bad command more."""
+        self.bad_commands += 1
+        await self.emit(reply)
+
+    @property
+    def too_many_bad_commands(self) -> bool:
+        return self.bad_commands >= self.settings.max_bad_commands
+
+    def tls_started(self) -> None:
+        """The STARTTLS handshake the session asked for is done (RFC 3501 §6.2.1)."""
+        self.starttls_requested = False
+        self.tls = True
 
     async def raw_line(self, line: bytes) -> None:
         """The line a continuation asked for: the SASL response or IDLE's DONE."""

@@ -16,16 +16,14 @@ holds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import ssl
 from dataclasses import dataclass, field
 
+from sandbox.net import ConnectionBudget, listen, server_address, set_nodelay, stop_listener
 from sandbox.pop3.backend import Pop3Backend
 from sandbox.pop3.codec import Command, LineTooLong, NeedData, Pop3Codec, err
 from sandbox.pop3.session import Pop3Session, Pop3Settings
-from sandbox.smtp.protocol import ConnectionBudget
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +42,7 @@ class Pop3Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        sockname = self.server.sockets[0].getsockname()
-        return (str(sockname[0]), int(sockname[1]))
+        return server_address(self.server)
 
     async def close(self) -> None:
         """Stop listening, end every session without UPDATE, wait for their locks."""
@@ -54,8 +51,7 @@ class Pop3Server:
         pending = [t for t in tasks if t is not None]
         if pending:
             await asyncio.wait(pending, timeout=5)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.server.wait_closed(), 1.0)
+        await stop_listener(self.server)
 
 
 async def start_pop3_server(
@@ -70,7 +66,6 @@ async def start_pop3_server(
 ) -> Pop3Server:
     """Listen for POP3; with ``ssl_context`` it is POP3S (implicit TLS, RFC 8314 §3.3),
     with ``starttls_context`` plain POP3 offers STLS (RFC 2595 §4)."""
-    loop = asyncio.get_running_loop()
     settings = settings or Pop3Settings()
     holder: list[Pop3Server] = []
 
@@ -83,7 +78,9 @@ async def start_pop3_server(
             starttls_context=None if ssl_context is not None else starttls_context,
         )
 
-    server = await loop.create_server(factory, host, port, ssl=ssl_context, reuse_address=True)
+    server = await listen(
+        factory, host, port, ssl_context=ssl_context, max_connections=settings.max_connections
+    )
     pop3 = Pop3Server(server, budget=ConnectionBudget(settings.max_connections))
     holder.append(pop3)
     return pop3
@@ -140,11 +137,7 @@ class Pop3Connection(asyncio.Protocol):
             )
             transport.close()
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Replies are whole lines or messages written at once; never wait for more.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
         tls = transport.get_extra_info("sslcontext") is not None
         self.session = Pop3Session(
             self._backend,

@@ -193,12 +193,28 @@ def _release(
 
 
 def _lost(
-    envelope: Envelope, host: str, where: dict[str, Any], hops: list[Hop], exc: BaseException
+    envelope: Envelope,
+    host: str,
+    where: dict[str, Any],
+    hops: list[Hop],
+    exc: BaseException,
+    bounced: tuple[tuple[str, str], ...] = (),
 ) -> Attempt:
-    # Dropped mid-transaction: RFC 5321 §4.1.1.4/§6.1, nothing was accepted, retry later.
+    # Dropped mid-transaction: RFC 5321 §4.1.1.4/§6.1, nothing was accepted, retry later;
+    # a recipient already refused for good at RCPT stays refused.
     reply = f"451 4.4.2 {host}: connection lost ({_why(exc)})"
     hops.append(Hop("smtp", "deferred", {**where, "reply": reply}))
-    return Attempt(deferred=envelope.recipients, reply=reply, remote=host, hops=tuple(hops))
+    refused = {rcpt for rcpt, _ in bounced}
+    deferred = tuple(r for r in envelope.recipients if r not in refused)
+    return Attempt(deferred=deferred, bounced=bounced, reply=reply, remote=host, hops=tuple(hops))
+
+
+def _undecided(
+    envelope: Envelope, deferred: list[str], bounced: list[tuple[str, str]]
+) -> tuple[str, ...]:
+    """Recipients no RCPT reply refused: the ones a later reply (DATA, MAIL) decides."""
+    refused = set(deferred) | {rcpt for rcpt, _ in bounced}
+    return tuple(r for r in envelope.recipients if r not in refused)
 
 
 async def _transaction(
@@ -212,6 +228,8 @@ async def _transaction(
     fresh: bool = False,
 ) -> Attempt | None:
     """One MAIL…DATA exchange; None when a reused connection turns out to be dead."""
+    deferred: list[str] = []
+    bounced: list[tuple[str, str]] = []
     try:
         needs_utf8 = not all(a.isascii() for a in (envelope.sender, *envelope.recipients))
         if needs_utf8 and not client.supports_extension("smtputf8"):
@@ -234,8 +252,6 @@ async def _transaction(
                 return None
             raise
         accepted: list[str] = []
-        deferred: list[str] = []
-        bounced: list[tuple[str, str]] = []
         deferred_reply = ""
         for rcpt in envelope.recipients:
             try:
@@ -274,21 +290,27 @@ async def _transaction(
             hops=tuple(hops),
         )
     except aiosmtplib.SMTPResponseException as exc:
+        # RFC 5321 §3.3: the DATA (or MAIL) reply speaks for the recipients not refused at
+        # RCPT; a recipient refused there keeps its own outcome.
         reply = _reply(exc)
         outcome = "deferred" if exc.code < 500 else "bounced"
         hops.append(Hop("smtp", outcome, {**where, "reply": reply}))
         await _quit(client)
+        undecided = _undecided(envelope, deferred, bounced)
         if exc.code < 500:
-            return Attempt(deferred=envelope.recipients, reply=reply, remote=host, hops=tuple(hops))
+            deferred += undecided
+        else:
+            bounced += [(r, reply) for r in undecided]
         return Attempt(
-            bounced=tuple((r, reply) for r in envelope.recipients),
+            deferred=tuple(deferred),
+            bounced=tuple(bounced),
             reply=reply,
             remote=host,
             hops=tuple(hops),
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         client.close()
-        return _lost(envelope, host, where, hops, exc)
+        return _lost(envelope, host, where, hops, exc, tuple(bounced))
 
 
 def _mail_options(client: aiosmtplib.SMTP, envelope: Envelope, needs_utf8: bool) -> list[str]:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 
 from sandbox.mime import header_block, summarize
-from sandbox.smtp.received import rfc5322_date
 from sandbox.store.dsn import DELAY, FAILURE, SUCCESS, DeliveryDsn
+from sandbox.trace import rfc5322_date
 
 # RFC 3464 §2.3.3 actions, with the human part and subject each report gets.
 _WORDING = {

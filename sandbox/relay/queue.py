@@ -30,7 +30,6 @@ from sandbox.mime import received_count
 from sandbox.relay.client import Attempt, ConnectionCache, Envelope, deliver
 from sandbox.relay.dsn import build_dsn, reports_due
 from sandbox.relay.routing import NoRoute, Route, find_route
-from sandbox.smtp.received import local_received_header
 from sandbox.store import (
     BOUNCED,
     DEFERRED,
@@ -46,6 +45,7 @@ from sandbox.store import (
 )
 from sandbox.store import dsn as dsn_store
 from sandbox.store.dsn import DeliveryDsn
+from sandbox.trace import local_received_header
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ from sandbox.events import EventBus
 from sandbox.headers import complete_submission, return_path
 from sandbox.ingest import ingest
 from sandbox.smtp.protocol import SandboxEnvelope, peer_text
-from sandbox.smtp.received import protocol_name, received_header
 from sandbox.store import (
     INBOX,
     SEEN,
@@ -39,28 +38,75 @@ from sandbox.store import (
     normalize_address,
 )
 from sandbox.store.dsn import DeliveryDsn, RecipientDsn
+from sandbox.trace import protocol_name, received_header
 
 log = logging.getLogger(__name__)
 
 
-class Authenticator:
-    """Any credentials pass, unless accounts are configured (then: 535 5.7.8)."""
+class Accounts:
+    """The configured logins, by address normalised as POP3 and IMAP normalise user names."""
 
     def __init__(self, config: Config) -> None:
-        self._accounts = {a.address: a.password for a in config.accounts}
+        self._passwords = {normalize_address(a.address): a.password for a in config.accounts}
+
+    def __bool__(self) -> bool:
+        return bool(self._passwords)
+
+    def check(self, login: str, password: str) -> bool:
+        expected = self._passwords.get(normalize_address(login))
+        return expected is not None and secrets.compare_digest(
+            expected.encode("utf-8", "surrogateescape"),
+            password.encode("utf-8", "surrogateescape"),
+        )
+
+    def sender_refusal(self, sender: str, login: str | None) -> str | None:
+        """Why this session may not use ``sender`` as MAIL FROM, or None if it may.
+
+        A configured account's address belongs to whoever logged in as it: anyone else
+        (another account, or a client that did not log in) is refused, the way a
+        provider's submission server ties the envelope sender to the login.
+        """
+        address = normalize_address(sender)
+        if address not in self._passwords or (login is not None and address == login):
+            return None
+        who = f"you are logged in as {login}" if login else "this session has not logged in"
+        return (
+            f"553 5.7.1 <{address}> is a configured account and {who}: authenticate as"
+            f" {address} (AUTH) to send as that address"
+        )
+
+
+class Authenticator:
+    """Any credentials pass, unless accounts are configured (then: 535 5.7.8).
+
+    The identity kept for the session is the normalised login, without the password.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._accounts = Accounts(config)
 
     def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
-        if not self._accounts:
-            return AuthResult(success=True, auth_data=auth_data)
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
-        login = auth_data.login.decode("utf-8", "replace").lower()
-        password = auth_data.password.decode("utf-8", "replace")
-        expected = self._accounts.get(login)
-        ok = expected is not None and secrets.compare_digest(expected, password)
-        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+        login = normalize_address(auth_data.login.decode("utf-8", "surrogateescape"))
+        if self._accounts:
+            password = auth_data.password.decode("utf-8", "surrogateescape")
+            if not self._accounts.check(login, password):
+                return AuthResult(success=False, handled=False)
+        return AuthResult(
+            success=True,
+            handled=False,
+            auth_data=LoginPassword(login.encode("utf-8", "surrogateescape"), b""),
+        )
+
+
+def session_login(session: Session) -> str | None:
+    """Who the session authenticated as (normalised), None before AUTH."""
+    if not session.authenticated:
+        return None
+    return _text(getattr(session.auth_data, "login", None))
 
 
 @dataclass(frozen=True)
@@ -158,7 +204,7 @@ class BaseHandler(ABC):
             server.transport is not None
             and server.transport.get_extra_info("sslcontext") is not None
         )
-        auth_user = _text(getattr(session.auth_data, "login", None))
+        auth_user = session_login(session)
         peer_ip = _peer_ip(session.peer)
         content = _as_bytes(envelope.original_content)
         if self.completes_headers:
@@ -283,6 +329,25 @@ class SubmissionHandler(BaseHandler):
         if self.auth is None:
             return Screened(content)
         return await self.auth.submitted(content, peer, session.host_name or "", sender)
+
+    def __init__(
+        self,
+        config: Config,
+        store: SqliteStore,
+        bus: EventBus,
+        hostname: str,
+        reverse_lookup: ReverseLookup = no_reverse_lookup,
+    ) -> None:
+        super().__init__(config, store, bus, hostname, reverse_lookup)
+        self.accounts = Accounts(config)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        refusal = self.accounts.sender_refusal(address, session_login(session))
+        if refusal is not None:
+            return refusal
+        return await super().handle_MAIL(server, session, envelope, address, options)
 
     def plan(self, sender: str, recipients: list[str]) -> Plan:
         copies: list[Copy] = []

@@ -9,14 +9,18 @@ and a capped transcript of each session published on the event bus when it ends.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, syntax
 
 from sandbox.events import EventBus, SmtpSessionEnded, SmtpSessionProgress
+from sandbox.net import AcceptedConnections, ConnectionBudget
 from sandbox.smtp.commands import (
     MailParams,
     RcptParams,
@@ -26,12 +30,14 @@ from sandbox.smtp.commands import (
     parse_rcpt,
 )
 from sandbox.smtp.replies import too_big, with_enhanced_code
+from sandbox.store import normalize_address
 
 _BDAT_LINE = re.compile(r"(?i)BDAT +(\d{1,18})(?: +LAST)? *$")
 # Replies that mean the client sent something wrong; a session has a budget of them.
 _CLIENT_ERRORS = frozenset({"500", "501", "502", "503", "504", "553", "555"})
 TRANSCRIPT_LINES = 200
 BDAT_READ = 64 * 1024  # a chunk is read in pieces this big; beyond SIZE none is kept
+Verb = Callable[[str | None], Awaitable[None]]
 TRANSCRIPT_LINE_CHARS = 300
 
 
@@ -99,21 +105,28 @@ class Transcript:
         self._secret_next = reply.startswith("334")
 
 
-class ConnectionBudget:
-    """How many connections one listener holds at once; the next gets 421 and a close."""
+class _Verbs(dict[str, Verb]):
+    """The verbs a session knows; any other gets ``unknown`` instead of ``None``.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
+    aiosmtpd hangs up (502) after five unknown verbs, its own fixed limit. Answering
+    them here leaves one budget for every client error: ``max_bad_commands``.
+    """
 
-    def take(self) -> bool:
-        if self.active >= self.limit:
-            return False
-        self.active += 1
-        return True
+    def __init__(
+        self, known: dict[str, Verb], unknown: Callable[[str, str | None], Awaitable[None]]
+    ) -> None:
+        super().__init__(known)
+        self._unknown = unknown
 
-    def give_back(self) -> None:
-        self.active -= 1
+    def get(self, command: str, default: Any = None) -> Any:
+        known = super().get(command)
+        if known is not None:
+            return known
+
+        async def unknown(arg: str | None) -> None:
+            await self._unknown(command, arg)
+
+        return unknown
 
 
 class SandboxEnvelope(Envelope):
@@ -137,6 +150,7 @@ class SandboxSMTP(SMTP):
         server_name: str,
         line_length_limit: int = 1001,
         budget: ConnectionBudget | None = None,
+        accepted: AcceptedConnections | None = None,
         max_bad_commands: int = 20,
         strict: bool = True,
         **kwargs: Any,
@@ -145,6 +159,7 @@ class SandboxSMTP(SMTP):
         self.line_length_limit = line_length_limit
         super().__init__(handler, **kwargs)
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self._smtp_methods = _Verbs(self._smtp_methods, self._unknown_verb)
         self._bus = bus
         self._server_name = server_name
         self._started = time.time()
@@ -155,6 +170,8 @@ class SandboxSMTP(SMTP):
         self.transcript = Transcript()
         self._ended = False
         self._budget = budget
+        self._accepted = accepted
+        self._hung_up = False  # shutdown came before connection_made
         self._counted = False
         self._bad_left = max_bad_commands
         self._refusal: str | None = None
@@ -201,6 +218,42 @@ class SandboxSMTP(SMTP):
             await super().push(reply)
         if self.transport is not None:
             self.transport.close()
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        """RFC 4616 §2: ``authzid NUL authcid NUL passwd``; aiosmtpd drops the authzid.
+
+        Logged in as one account, a client may not act as another: an authzid is
+        accepted only when it names the login itself.
+        """
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (ValueError, binascii.Error):
+                await self.push("501 5.5.2 Cannot decode the base64 of AUTH PLAIN")
+                return AuthResult(success=False, handled=True)
+        parts = bytes(blob).split(b"\x00") if isinstance(blob, bytes) else []
+        if len(parts) != 3:
+            await self.push("501 5.5.2 AUTH PLAIN takes authzid NUL login NUL password")
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = parts
+        if authzid and _account(authzid) != _account(login):
+            await self.push(
+                f"535 5.7.8 Logged in as {_account(login)} you cannot act as"
+                f" {_account(authzid)}: leave the authorization identity empty"
+            )
+            return AuthResult(success=False, handled=True)
+        return self._authenticate("PLAIN", LoginPassword(login, password))
+
+    async def _unknown_verb(self, command: str, arg: str | None) -> None:
+        # RFC 5321 §4.2.4: 500 for a command not recognised; it counts as a bad command.
+        shown = command if len(command) <= 20 else command[:20] + "…"
+        await self.push(
+            f'500 5.5.2 Command "{shown}" not recognized; send HELP for the supported commands'
+        )
 
     def _rewrite(self, text: str) -> str:
         if text.startswith("552") and ("Too much mail data" in text or "exceeds fixed" in text):
@@ -378,6 +431,8 @@ class SandboxSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None and self._original_transport is None
+        if first and self._accepted is not None:
+            self._accepted.add(transport)
         if first and self._budget is not None:  # not the STARTTLS re-entry
             self._counted = self._budget.take()
             if not self._counted:
@@ -386,6 +441,8 @@ class SandboxSMTP(SMTP):
                     " at once); try again later"
                 )
         super().connection_made(transport)
+        if first and self._hung_up and isinstance(transport, asyncio.WriteTransport):
+            transport.abort()  # accepted while the server was shutting down
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted and self._budget is not None:
@@ -398,7 +455,9 @@ class SandboxSMTP(SMTP):
 
     def hang_up(self) -> None:
         """Drop the connection now (shutdown): under STARTTLS, the TCP transport too,
-        since a polite TLS close waits for the peer and may outlive the event loop."""
+        since a polite TLS close waits for the peer and may outlive the event loop.
+        A connection accepted but not yet made is dropped as soon as it is."""
+        self._hung_up = True
         for transport in (self._original_transport, self.transport):
             # Closing is not closed: a TLS shutdown in progress still holds the socket.
             if isinstance(transport, asyncio.WriteTransport):
@@ -425,6 +484,10 @@ class SandboxSMTP(SMTP):
         )
 
 
+def _account(name: bytes) -> str:
+    return normalize_address(name.decode("utf-8", "replace"))
+
+
 def peer_text(peer: Any) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
@@ -437,10 +500,3 @@ def _login_text(login: Any) -> str | None:
     if isinstance(login, bytes):
         return login.decode("utf-8", "replace")
     return str(login)
-
-
-async def start_server(
-    factory: Any, host: str, port: int, *, loop: asyncio.AbstractEventLoop | None = None
-) -> asyncio.Server:
-    loop = loop or asyncio.get_running_loop()
-    return await loop.create_server(factory, host, port, reuse_address=True)

@@ -1,4 +1,4 @@
-"""SMTP replies: named codes, and enhanced status codes on every reply that needs one.
+"""SMTP replies: enhanced status codes on every reply that needs one.
 
 RFC 2034 §3: once ENHANCEDSTATUSCODES is advertised, every 2xx/4xx/5xx reply except the
 greeting and the HELO/EHLO replies carries an RFC 3463 code. aiosmtpd writes many replies
@@ -8,16 +8,6 @@ without one, so they are filled in here, in one place, by the basic code.
 from __future__ import annotations
 
 import re
-
-OK = "250 2.0.0 OK"
-BYE = "221 2.0.0 Bye"
-RELAY_DENIED = 550
-MAILBOX_UNAVAILABLE = 550
-MESSAGE_TOO_BIG = 552
-TEMPORARY_FAILURE = 451
-SYNTAX_ERROR = 500
-BAD_SEQUENCE = 503
-AUTH_FAILED = 535
 
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(\s|$)")
 _BY_CODE = {

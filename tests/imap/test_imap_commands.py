@@ -603,7 +603,7 @@ def test_long_line_is_refused_and_connection_survives(tmp_path: Path, ca) -> Non
 
 
 def test_garbage_gets_bad_and_the_budget_ends_the_connection(tmp_path: Path, ca) -> None:
-    for imap in imap_sandbox(tmp_path, ca, bad_command_limit=3):
+    for imap in imap_sandbox(tmp_path, ca, max_bad_commands=3):
         sock = raw_session(imap, None)
         sock.sendall(b"\r\n")
         assert _read_until(sock, b"* BAD") == b"* BAD Missing or invalid tag\r\n"

@@ -1,4 +1,4 @@
-"""The ``Received:`` trace header every hop adds (RFC 5321 §4.4)."""
+"""Trace fields every hop adds: the ``Received:`` header (RFC 5321 §4.4) and its date."""
 
 from __future__ import annotations
 
