@@ -702,7 +702,7 @@ def check_exposure(config: Config) -> None:
             continue
         if not config.accounts and not config.allow_open:
             raise StartupError(
-                f"refusing to listen on {address} ({what}) without accounts: anyone who can"
+                f"refusing to listen on {address} without accounts ({what}): anyone who can"
                 " reach this machine could read and send mail through the sandbox; use a"
                 " loopback address, add [accounts] to the configuration, or pass"
                 " --allow-open if that is really what you want"
