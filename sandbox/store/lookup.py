@@ -83,11 +83,17 @@ async def delivery_copies(store: SqliteStore, deliveries: Iterable[Delivery]) ->
 
 
 async def relay_in_flight(store: SqliteStore, record: MessageRecord) -> bool:
-    """True while the delivery that brought this copy is not yet marked done: the MX
-    server stores the copy, then the relay records its reply (the last hop)."""
+    """True while the relay has not recorded the attempt that brought this copy.
+
+    The MX server stores the copy (and, for exactly-once, marks the delivery done in the
+    same commit); the relay records its reply, the journey's last hop, a moment later.
+    """
     rows = await store.fetchall(
         "SELECT count(*) FROM messages m JOIN deliveries d ON d.message_id = m.parent_id"
-        " WHERE m.id = ? AND d.domain = ? AND d.state IN ('queued', 'deferred')",
+        " WHERE m.id = ? AND d.domain = ? AND (d.state IN ('queued', 'deferred')"
+        " OR NOT EXISTS (SELECT 1 FROM hops h WHERE h.message_id = d.message_id"
+        " AND h.step = 'relay' AND h.at >= m.received_at"
+        " AND json_extract(h.detail, '$.domain') = d.domain))",
         (record.message_id, domain_of(record.mailbox)),
     )
     return bool(rows[0][0])

@@ -22,7 +22,11 @@ def test_serve_reports_http_in_the_ready_line_and_answers(tmp_path: Path) -> Non
         with urllib.request.urlopen(f"http://{host}:{port}/api/v1/messages", timeout=5) as r:
             assert json.loads(r.read())["total"] == 0
         assert served.proc.stderr is not None
-        banner = [served.proc.stderr.readline() for _ in range(3)]
+        banner = []
+        while not banner or "stop with Ctrl-C" not in banner[-1]:
+            line = served.proc.stderr.readline()
+            assert line, f"serve's banner ended early: {banner}"
+            banner.append(line)
         assert f"  HTTP API: http://{host}:{port}/api/v1/ (Mailpit's)\n" in banner
     finally:
         served.stop()

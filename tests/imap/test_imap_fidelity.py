@@ -83,7 +83,7 @@ def test_bad_mailbox_names_are_refused_and_the_session_goes_on(imap: ImapSandbox
     )
     assert tagged(data, b"d").startswith(b"d OK")
     folders = imap.sandbox.call(lambda: imap.imap.backend.folders(LARRY))
-    assert {f.name for f in folders} == {"INBOX", "Sent", "Trash", "日本語"}
+    assert {f.name for f in folders} == {"INBOX", "Junk", "Sent", "Trash", "日本語"}
 
 
 @pytest.mark.parametrize("charset", ["utf8", "UTF8", "utf-8", "US-ASCII", "us-ascii"])

@@ -109,6 +109,7 @@ async def test_login_lists_folders_and_reads_a_message(webmail: Webmail, browser
     folders = (await browser.get("/webmail/api/folders"))["folders"]
     assert [(f["folder"], f["messages"], f["unseen"]) for f in folders] == [
         ("INBOX", 1, 1),
+        ("Junk", 0, 0),
         ("Sent", 0, 0),
         ("Trash", 0, 0),
     ]
