@@ -24,6 +24,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -299,11 +300,14 @@ class SandboxApp(App[None]):
     async def _tick(self) -> None:
         if not self.source.is_open:
             return
-        if self.source.ready() != self._endpoints:
-            self.show_endpoints()
-        if self._counts_stale:
-            await self.refresh_counts()
-        await self.refresh_rate()
+        try:
+            if self.source.ready() != self._endpoints:
+                self.show_endpoints()
+            if self._counts_stale:
+                await self.refresh_counts()
+            await self.refresh_rate()
+        except NoMatches:  # the main screen's widgets are gone: the app is closing
+            return
 
     async def refresh_counts(self) -> None:
         store = self.source.store

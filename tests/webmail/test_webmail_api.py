@@ -1,4 +1,8 @@
-"""The webmail's server side over real sockets: its JSON, its WebSocket, its IMAP session."""
+"""The webmail's server side over real sockets: its JSON, its WebSocket, its IMAP session.
+
+Every response is read, so its connection goes back to aiohttp's pool: an unread one
+warns when it is collected, which fails whichever test is running then.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ class Browser:
         response = await self.client.post(
             self.url + "/webmail/api/login", json={"user": user, "password": password}
         )
+        await response.read()
         body = await response.json()
         assert response.status == 200, body
         self.csrf = body["csrf"]
@@ -68,6 +73,7 @@ class Browser:
 
     async def get(self, path: str, status: int = 200, **params: Any) -> Any:
         response = await self.client.get(self.url + path, params=params)
+        await response.read()
         body = await response.json()
         assert response.status == status, body
         return body
@@ -76,6 +82,7 @@ class Browser:
         response = await self.client.post(
             self.url + path, json=body, headers={"X-CSRF-Token": self.csrf}
         )
+        await response.read()
         answer = await response.json()
         assert response.status == status, answer
         return answer
@@ -137,11 +144,13 @@ async def test_login_lists_folders_and_reads_a_message(webmail: Webmail, browser
         webmail.url + "/webmail/api/attachment",
         params={"folder": "INBOX", "uid": row["uid"], "index": 0},
     )
+    await response.read()
     assert await response.read() == BINARY
     assert response.headers["Content-Disposition"].startswith('attachment; filename="data.bin"')
     raw = await browser.client.get(
         webmail.url + "/webmail/api/raw", params={"folder": "INBOX", "uid": row["uid"]}
     )
+    await raw.read()
     assert await raw.read() == stored[0].raw
     # Opening it read it: the unread count went down, over IMAP like any client.
     folders = (await browser.get("/webmail/api/folders"))["folders"]
@@ -160,6 +169,7 @@ async def test_message_html_is_served_under_a_csp_that_blocks_every_load(
     assert message["remote_content"]
     params = {"folder": "INBOX", "uid": row["uid"]}
     frame = await browser.client.get(webmail.url + "/webmail/api/frame", params=params)
+    await frame.read()
     policy = frame.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "sandbox" in policy
     assert "img-src data:;" in policy  # no remote images
@@ -168,8 +178,10 @@ async def test_message_html_is_served_under_a_csp_that_blocks_every_load(
     shown = await browser.client.get(
         webmail.url + "/webmail/api/frame", params={**params, "images": "1"}
     )
+    await shown.read()
     assert "img-src data: http: https:;" in shown.headers["Content-Security-Policy"]
     page = await browser.client.get(webmail.url + "/")
+    await page.read()
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
 
 
@@ -319,30 +331,36 @@ async def test_csrf_origin_and_session_are_checked(webmail: Webmail, browser: Br
     url = webmail.url + "/webmail/api/flags"
     change = {"folder": "INBOX", "uids": [1], "add": ["\\Seen"]}
     no_token = await browser.client.post(url, json=change)
+    await no_token.read()
     assert no_token.status == 403 and "CSRF" in (await no_token.json())["Error"]
     cross = await browser.client.post(
         url,
         json=change,
         headers={"X-CSRF-Token": browser.csrf, "Origin": "https://evil.test"},
     )
+    await cross.read()
     assert cross.status == 403
     cross_login = await browser.client.post(
         webmail.url + "/webmail/api/login",
         json={"user": "x@beta.test"},
         headers={"Origin": "https://evil.test"},
     )
+    await cross_login.read()
     assert cross_login.status == 403
     form_login = await browser.client.post(
         webmail.url + "/webmail/api/login", data={"user": "x@beta.test"}
     )
+    await form_login.read()
     assert form_login.status == 415  # a cross-site form cannot send JSON
     bad_socket = await browser.client.get(
         webmail.url + "/webmail/api/events", params={"csrf": "wrong"}
     )
+    await bad_socket.read()
     assert bad_socket.status == 403
     login = await browser.client.post(
         webmail.url + "/webmail/api/login", json={"user": "larry@beta.test", "password": "x"}
     )
+    await login.read()
     cookie = login.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
@@ -374,6 +392,7 @@ async def test_bad_input_gets_a_json_error(webmail: Webmail, browser: Browser):
         )["Error"]
     )
     refused = await browser.client.post(webmail.url + "/webmail/api/login", json={"user": "nobody"})
+    await refused.read()
     assert refused.status == 400
     # The server keeps serving after all of that.
     assert (await browser.get("/webmail/api/folders"))["folders"]
@@ -417,16 +436,21 @@ async def test_the_http_listener_serves_the_webmail_behind_its_guard(webmail: We
     url = webmail.sandbox.http_url
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
         page = await client.get(url + "/")
+        await page.read()
         assert page.status == 200 and "mail-sandbox webmail" in await page.text()
         script = await client.get(url + "/webmail/static/app.js")
+        await script.read()
         assert script.status == 200 and "javascript" in script.content_type
         rebinding = await client.get(url + "/", headers={"Host": "evil.test"})
+        await rebinding.read()
         assert rebinding.status == 403
         login = await client.post(
             url + "/webmail/api/login", json={"user": "larry@beta.test", "password": "x"}
         )
+        await login.read()
         assert login.status == 200
         journey = await client.get(url + "/api/v1/message/1/journey")
+        await journey.read()
         assert journey.status == 404  # nothing stored yet: the sandbox API's own JSON error
         assert "Error" in await journey.json()
 
@@ -439,6 +463,7 @@ async def test_with_accounts_a_wrong_password_is_refused():
             wrong = await client.post(
                 url + "/webmail/api/login", json={"user": "larry@beta.test", "password": "nope"}
             )
+            await wrong.read()
             assert wrong.status == 401
             assert "login refused" in (await wrong.json())["Error"]
             browser = Browser(client, url)
