@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import pytest
+
 from sandbox.config import Config
 from sandbox.events import Event
 from sandbox.runtime import Endpoints, Runtime
@@ -107,3 +109,10 @@ class ThreadedSandbox(LoopThread):
 
 async def _noop(conn: Any) -> None:
     return None
+
+
+@pytest.fixture(name="sandbox")
+def threaded_sandbox(config: Config) -> Any:
+    """The old ``sandbox`` fixture, for the files not yet on ``sandbox.testing``."""
+    with ThreadedSandbox(config) as running:
+        yield running

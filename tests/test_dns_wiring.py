@@ -11,7 +11,10 @@ import dns.rcode
 
 from sandbox.config import load_config
 from tests.conftest import FREE_PORTS, PORT0, ServeProcess, cli, require_binary
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 
 def ask(sandbox: ThreadedSandbox, name: str, rdtype: str) -> dns.message.Message:

@@ -16,7 +16,10 @@ from sandbox.chaos import DomainChaos, MxFault
 from sandbox.config import Config
 from sandbox.store import MessageRecord
 from tests.conftest import require_binary
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 MIKAELA = "mikaela@alpha.test"
 LARRY = "larry@beta.test"

@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 
 from tests.conftest import require_binary
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 LARRY = "larry@beta.test"
 

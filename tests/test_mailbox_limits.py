@@ -19,7 +19,10 @@ import pytest
 
 from sandbox.config import Account, Config, LoginsConfig
 from sandbox.imap.parser import ParseError, Search, parse_command
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 LARRY, OPS = "larry@beta.test", "ops@beta.test"
 ACCOUNTS = (Account(LARRY, "larry-pw"), Account(OPS, "ops-pw"))

@@ -17,7 +17,10 @@ from sandbox.chaos import DnsFaultSetting, DomainChaos, MxFault
 from sandbox.config import Config, load_config
 from sandbox.store import Hop, MessageRecord
 from tests.conftest import PORT0, make_config
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 FAST = (0.2, 0.3)  # two quick retries, then give up
 

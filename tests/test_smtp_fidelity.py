@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_config, require_binary
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 LARRY = "larry@beta.test"
 COMPLETE = b"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <t@alpha.test>\r\n"

@@ -19,7 +19,10 @@ from hypothesis import strategies as st
 from sandbox.config import Account
 from tests import statuscodes as S
 from tests.conftest import DATA
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 # Date and Message-ID, so that the submission server adds nothing (RFC 6409 §8).
 COMPLETE = b"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <t@alpha.test>\r\n"

@@ -14,7 +14,10 @@ import pytest
 from sandbox.config import Config
 from tests import statuscodes as S
 from tests.conftest import ServeProcess, cli, require_binary
-from tests.helpers import ThreadedSandbox
+from tests.helpers import (
+    ThreadedSandbox,
+    threaded_sandbox,  # noqa: F401 - the old sandbox fixture, until converted
+)
 
 
 def ca_file(sandbox: ThreadedSandbox) -> str:
