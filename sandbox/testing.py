@@ -497,6 +497,15 @@ class _Running:
     def running(self) -> bool:
         return self._current()[0] is not None
 
+    def address(self, listener: str) -> Address:
+        """The address a listener got, by its name in the ready line: ``"smtp"``,
+        ``"pop3"``, ``"imaps"``, …, for tests that run over several protocols."""
+        if listener == "smtp":
+            return self.smtp_address
+        if listener == "dns":
+            return self.dns_address
+        return self._extra(listener)
+
     @property
     def events(self) -> list[Event]:
         """Every event the runtime announced since the sandbox started, in order (what
