@@ -132,6 +132,12 @@ class Message:
     flags: tuple[str, ...]
     envelope_from: str
     received_at: float
+    # The copy's IMAP UID in its folder, the size the store records for it (octets of
+    # ``raw``), and the stored message it is a copy of: the copies one server stored in
+    # one SMTP transaction share ``stored_id``.
+    uid: int
+    size: int
+    stored_id: int
     headers: Headers = field(repr=False, compare=False)
     journey: tuple[Hop, ...] = field(repr=False, compare=False)
     # The receiving MX's verdicts (``message.auth.dkim == "pass"``); None when unchecked.
@@ -160,6 +166,9 @@ class Message:
             flags=record.flags,
             envelope_from=record.envelope_from,
             received_at=record.received_at,
+            uid=record.uid,
+            size=record.size,
+            stored_id=record.message_id,
             headers=Headers(_header_fields(parsed)),
             journey=journey,
             auth=read_verdicts(raw),
