@@ -25,10 +25,18 @@ from pathlib import Path
 
 from sandbox.config import Config
 from sandbox.mime import summarize
-from sandbox.store import INBOX, Copy, Hop, NewMessage, domain_of, normalize_address
+from sandbox.store import (
+    INBOX,
+    Copy,
+    Hop,
+    NewMessage,
+    Outcome,
+    Step,
+    domain_of,
+    normalize_address,
+)
 
 SOURCE = "import"
-IMPORTED_STEP = "imported"
 FROM_LINE_KEY = "mbox_from_line"
 _QUOTED_FROM = re.compile(rb"^(>*)From ")
 _ASCTIME = "%a %b %d %H:%M:%S %Y"
@@ -163,7 +171,7 @@ def new_message(found: Found, config: Config, mailbox: str | None = None) -> New
         Copy(address, INBOX, held=not config.is_fake_domain(domain_of(address)))
         for address in recipients
     )
-    hops = (Hop(IMPORTED_STEP, "imported", {**detail, "mailboxes": recipients}),)
+    hops = (Hop(Step.IMPORTED, Outcome.IMPORTED, {**detail, "mailboxes": recipients}),)
     envelope_from = found.envelope_from or summary.from_addr or ""
     return NewMessage(
         raw=found.raw,
@@ -181,7 +189,7 @@ def new_message(found: Found, config: Config, mailbox: str | None = None) -> New
 
 def from_line_of(hops: Iterable[Hop]) -> bytes | None:
     for hop in hops:
-        if hop.step == IMPORTED_STEP and isinstance(hop.detail.get(FROM_LINE_KEY), str):
+        if hop.step == Step.IMPORTED and isinstance(hop.detail.get(FROM_LINE_KEY), str):
             return str(hop.detail[FROM_LINE_KEY]).encode("latin-1")
     return None
 

@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 from sandbox.auth.verdicts import AuthVerdicts, read_verdicts
 from sandbox.chaos import DnsFaultSetting, DomainChaos, MxFault, dns_fault
 from sandbox.config import MEMORY, Config, load_config
-from sandbox.events import MessageStored
+from sandbox.events import Event, MessageStored
 from sandbox.links import links_in
 from sandbox.mime import Attachment, message_parts, parse
 from sandbox.runtime import Endpoints, Runtime
@@ -132,6 +132,12 @@ class Message:
     flags: tuple[str, ...]
     envelope_from: str
     received_at: float
+    # The copy's IMAP UID in its folder, the size the store records for it (octets of
+    # ``raw``), and the stored message it is a copy of: the copies one server stored in
+    # one SMTP transaction share ``stored_id``.
+    uid: int
+    size: int
+    stored_id: int
     headers: Headers = field(repr=False, compare=False)
     journey: tuple[Hop, ...] = field(repr=False, compare=False)
     # The receiving MX's verdicts (``message.auth.dkim == "pass"``); None when unchecked.
@@ -160,6 +166,9 @@ class Message:
             flags=record.flags,
             envelope_from=record.envelope_from,
             received_at=record.received_at,
+            uid=record.uid,
+            size=record.size,
+            stored_id=record.message_id,
             headers=Headers(_header_fields(parsed)),
             journey=journey,
             auth=read_verdicts(raw),
@@ -275,6 +284,35 @@ class _Engine:
         finally:
             subscription.close()
 
+    async def wait_for_count(self, flt: MessageFilter, count: int, seconds: float) -> list[Message]:
+        """Every match, oldest first, once at least ``count`` are stored and none of them
+        still waits for the relay's record of its attempt (as ``wait_for``)."""
+        subscription = self.runtime.bus.subscribe()
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    records = await self.store.list_messages(flt)
+                    if len(records) >= count:
+                        for record in records:
+                            while await relay_in_flight(self.store, record):
+                                await subscription.get()
+                        return [await self.build(record) for record in records]
+                    await subscription.get()  # anything stored, moved or deleted since
+        except TimeoutError:
+            found = len(await self.store.list_messages(flt))
+            raise TimeoutError(
+                f"{found} of {count} messages {describe(flt)} arrived within {seconds:g}s; "
+                + await self.report()
+            ) from None
+        finally:
+            subscription.close()
+
+    async def journal(self, kind: str) -> list[dict[str, Any]]:
+        """The journaled events of one kind, oldest first. The journal is written in the
+        background: an empty write first means everything announced before is committed."""
+        await self.store.write(_nothing)
+        return [data for _, _, _, data in await self.store.events(kind=kind)]
+
     async def timeout_message(self, flt: MessageFilter, seconds: float) -> str:
         return f"no message {describe(flt)} arrived within {seconds:g}s; " + await self.report()
 
@@ -321,6 +359,10 @@ class _Engine:
         updated = change(current)
         await self.runtime.set_chaos(domain, updated)
         return updated
+
+
+async def _nothing(conn: Any) -> None:
+    return None
 
 
 def _may_match(event: MessageStored, flt: MessageFilter) -> bool:
@@ -445,6 +487,7 @@ class _Running:
     _endpoints: Endpoints | None
     _config: Config
     _ca_path: Path | None
+    _events: list[Event]
 
     def _current(self) -> tuple[Endpoints | None, Path | None]:
         return self._endpoints, self._ca_path
@@ -462,6 +505,21 @@ class _Running:
     @property
     def running(self) -> bool:
         return self._current()[0] is not None
+
+    def address(self, listener: str) -> Address:
+        """The address a listener got, by its name in the ready line: ``"smtp"``,
+        ``"pop3"``, ``"imaps"``, …, for tests that run over several protocols."""
+        if listener == "smtp":
+            return self.smtp_address
+        if listener == "dns":
+            return self.dns_address
+        return self._extra(listener)
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event the runtime announced since the sandbox started, in order (what
+        the servers told the TUI, IMAP IDLE and ``wait_for``): for tests of announcements."""
+        return list(self._events)
 
     @property
     def config(self) -> Config:
@@ -581,6 +639,7 @@ class Sandbox(_Running):
         )
         self._endpoints = None
         self._ca_path = None
+        self._events = []
         self._runtime: Runtime | None = None
         self._engine: _Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -603,6 +662,7 @@ class Sandbox(_Running):
         except BaseException:
             self._shut_down()
             raise
+        runtime.bus.listen(self._events.append)
         self._ca_path = runtime.tls.ca_path if runtime.tls is not None else None
         self._engine = _Engine(runtime)
         return self
@@ -700,6 +760,27 @@ class Sandbox(_Running):
         flt = _filter(to, sender, subject, folder)
         return self._call(self._live().wait_for(flt, timeout, new), timeout + STOP_TIMEOUT)
 
+    def wait_for_count(
+        self,
+        count: int,
+        to: str | None = None,
+        subject: str | None = None,
+        *,
+        sender: str | None = None,
+        folder: str | None = INBOX,
+        timeout: float = 5.0,
+    ) -> list[Message]:
+        """Every matching message, oldest first, once at least ``count`` are stored
+        (several recipients, retries); raises ``TimeoutError`` saying how many came."""
+        flt = _filter(to, sender, subject, folder)
+        return self._call(self._live().wait_for_count(flt, count, timeout), timeout + STOP_TIMEOUT)
+
+    def journal(self, kind: str) -> list[dict[str, Any]]:
+        """The journaled events of one kind (``"smtp.session"``, ``"dns.query"``, …),
+        oldest first: what ``mail-sandbox`` records of each SMTP session, DNS query and
+        relay attempt."""
+        return self._call(self._live().journal(kind))
+
     def clear(self) -> int:
         """Delete every message copy; returns how many. Relay deliveries not yet made
         are still made (as with ``mail-sandbox clear``); ``reset()`` drops them too."""
@@ -743,6 +824,7 @@ class AsyncSandbox(_Running):
         )
         self._endpoints = None
         self._ca_path = None
+        self._events = []
         self._runtime: Runtime | None = None
         self._engine: _Engine | None = None
 
@@ -757,6 +839,7 @@ class AsyncSandbox(_Running):
             self._runtime = None
             self._remove_tempdir()
             raise
+        runtime.bus.listen(self._events.append)
         self._ca_path = runtime.tls.ca_path if runtime.tls is not None else None
         self._engine = _Engine(runtime)
         return self
@@ -823,6 +906,24 @@ class AsyncSandbox(_Running):
         flt = _filter(to, sender, subject, folder)
         return await self._run(lambda engine: engine.wait_for(flt, timeout, new))
 
+    async def wait_for_count(
+        self,
+        count: int,
+        to: str | None = None,
+        subject: str | None = None,
+        *,
+        sender: str | None = None,
+        folder: str | None = INBOX,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the public API mirrors Sandbox.wait_for
+    ) -> list[Message]:
+        """As ``Sandbox.wait_for_count``."""
+        flt = _filter(to, sender, subject, folder)
+        return await self._run(lambda engine: engine.wait_for_count(flt, count, timeout))
+
+    async def journal(self, kind: str) -> list[dict[str, Any]]:
+        """As ``Sandbox.journal``."""
+        return await self._run(lambda engine: engine.journal(kind))
+
     async def clear(self) -> int:
         return await self._run(lambda engine: engine.clear())
 
@@ -847,6 +948,7 @@ class _ThreadedView(AsyncSandbox):
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
         self._config = sandbox.config
+        self._events = sandbox._events
         self._tempdir = None
         self._runtime = None
         self._engine = None

@@ -1,5 +1,6 @@
-"""Shared fixtures: a sandbox on port 0 in a background thread, a `serve` subprocess, and
-real client binaries that skip locally but fail in CI (MAIL_SANDBOX_REQUIRE_CLIENTS=1)."""
+"""Shared fixtures: a sandbox on port 0 in a background thread (``sandbox.testing``), a
+`serve` subprocess, and real client binaries that skip locally but fail in CI
+(MAIL_SANDBOX_REQUIRE_CLIENTS=1)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from sandbox.config import Config, load_config
-from tests.helpers import ThreadedSandbox
+from sandbox.testing import Sandbox
 
 DATA = Path(__file__).parent / "data"
 # Every listener of `serve` on a free port: tests never collide with each other or with
@@ -53,8 +54,9 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-def sandbox(config: Config) -> Iterator[ThreadedSandbox]:
-    with ThreadedSandbox(config) as running:
+def sandbox(config: Config) -> Iterator[Sandbox]:
+    """The sandbox of ``config`` (every listener on port 0) in a background thread."""
+    with Sandbox(config=config) as running:
         yield running
 
 

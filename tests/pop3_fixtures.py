@@ -1,8 +1,9 @@
-"""POP3 servers on port 0 over a real store, in a background-thread loop, for real clients."""
+"""POP3 servers on port 0 over a sandbox's store, in its background-thread loop, for real
+clients."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,9 +13,10 @@ import pytest
 from sandbox.config import Account, Config, load_config
 from sandbox.events import Event
 from sandbox.pop3 import Pop3Server, Pop3Settings, StorePop3Backend, start_pop3_server
+from sandbox.runtime import Runtime
 from sandbox.store import Copy, MessageFilter, MessageRecord, NewMessage, SqliteStore
+from sandbox.testing import Sandbox
 from sandbox.tls import SandboxTLS
-from tests.helpers import LoopThread
 
 T = TypeVar("T")
 
@@ -26,8 +28,9 @@ def mail(subject: str, body: str = "Hello.\r\n", to: str = "larry@beta.test") ->
     ).encode()
 
 
-class Pop3Harness(LoopThread):
-    """A store, the POP3 backend, a plain server offering STLS and a POP3S server."""
+class Pop3Harness:
+    """A sandbox (``sandbox.testing``) with POP3 servers of the test's own settings on
+    its store: a plain one offering STLS and a POP3S one."""
 
     def __init__(
         self,
@@ -36,26 +39,35 @@ class Pop3Harness(LoopThread):
         accounts: tuple[Account, ...] = (),
         settings: Pop3Settings | None = None,
     ) -> None:
-        super().__init__()
-        self.data = tmp_path / "pop3.sqlite3"
-        config = load_config(env={}, flags={"data": str(self.data)})
+        config = load_config(env={}, flags={"data": str(tmp_path / "pop3.sqlite3")})
         self.config: Config = replace(config, accounts=accounts)
+        self.sandbox = Sandbox(config=self.config)
         self.settings = settings or Pop3Settings()
         self.tls = SandboxTLS(tmp_path / "tls", ["pop.beta.test"])
-        self.events: list[Event] = []
         self.store: SqliteStore | None = None
         self.backend: StorePop3Backend | None = None
         self.plain: Pop3Server | None = None
         self.secure: Pop3Server | None = None
 
     def __enter__(self) -> Pop3Harness:
-        self.start_loop()
-        self.call(self._start)
+        self.sandbox.start()
+        try:
+            self.sandbox.call(self._start)
+        except BaseException:
+            self.sandbox.close()
+            raise
         return self
 
-    async def _start(self) -> None:
-        self.store = await SqliteStore.open(str(self.data))
-        self.store.bus.listen(self.events.append)
+    @property
+    def events(self) -> list[Event]:
+        return self.sandbox.events
+
+    def call(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Run ``func()`` in the sandbox's loop (where the servers and the store live)."""
+        return self.sandbox.call(lambda _: func())
+
+    async def _start(self, runtime: Runtime) -> None:
+        self.store = runtime.store
         self.backend = StorePop3Backend(self.store, self.config)
         common: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "hostname": "pop.beta.test"}
         self.plain = await start_pop3_server(
@@ -69,17 +81,15 @@ class Pop3Harness(LoopThread):
         )
 
     def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
+        async def stop(runtime: Runtime) -> None:
             for server in (self.plain, self.secure):
                 if server is not None:
                     await server.close()
-            if self.store is not None:
-                await self.store.close()
 
         try:
-            self.call(stop)
+            self.sandbox.call(stop)
         finally:
-            self.stop_loop()
+            self.sandbox.close()
 
     @property
     def address(self) -> tuple[str, int]:

@@ -10,13 +10,12 @@ import dns.query
 import dns.rcode
 
 from sandbox.config import load_config
+from sandbox.testing import Sandbox
 from tests.conftest import FREE_PORTS, PORT0, ServeProcess, cli, require_binary
-from tests.helpers import ThreadedSandbox
 
 
-def ask(sandbox: ThreadedSandbox, name: str, rdtype: str) -> dns.message.Message:
-    assert sandbox.endpoints is not None
-    host, port = sandbox.endpoints.dns
+def ask(sandbox: Sandbox, name: str, rdtype: str) -> dns.message.Message:
+    host, port = sandbox.dns_address
     return dns.query.udp(dns.message.make_query(name, rdtype), host, port=port, timeout=2)
 
 
@@ -24,26 +23,26 @@ def answers(response: dns.message.Message) -> list[str]:
     return [rd.to_text() for rrset in response.answer for rd in rrset]
 
 
-def test_mx_then_a_leads_to_the_domains_mx_server(sandbox: ThreadedSandbox) -> None:
+def test_mx_then_a_leads_to_the_domains_mx_server(sandbox: Sandbox) -> None:
     assert answers(ask(sandbox, "beta.test", "MX")) == ["10 mx.beta.test."]
-    assert answers(ask(sandbox, "mx.beta.test", "A")) == [sandbox.mx("beta.test")[0]]
+    assert answers(ask(sandbox, "mx.beta.test", "A")) == [sandbox.mx_addresses["beta.test"][0]]
     assert answers(ask(sandbox, "12.0.0.127.in-addr.arpa", "PTR")) == ["mx.beta.test."]
     assert answers(ask(sandbox, "beta.test", "TXT")) == ['"v=spf1 ip4:127.0.0.12 -all"']
 
 
-def test_free_mx_ports_are_published_in_srv(sandbox: ThreadedSandbox) -> None:
-    port = sandbox.mx("gamma.test")[1]
+def test_free_mx_ports_are_published_in_srv(sandbox: Sandbox) -> None:
+    port = sandbox.mx_addresses["gamma.test"][1]
     assert answers(ask(sandbox, "_smtp._tcp.gamma.test", "SRV")) == [f"0 0 {port} mx.gamma.test."]
 
 
 def test_outside_the_zones_is_refused_and_unknown_inside_is_nxdomain(
-    sandbox: ThreadedSandbox,
+    sandbox: Sandbox,
 ) -> None:
     assert ask(sandbox, "example.com", "MX").rcode() == dns.rcode.REFUSED
     assert ask(sandbox, "nope.beta.test", "A").rcode() == dns.rcode.NXDOMAIN
 
 
-def test_queries_are_published_and_journaled(sandbox: ThreadedSandbox) -> None:
+def test_queries_are_published_and_journaled(sandbox: Sandbox) -> None:
     ask(sandbox, "BeTa.TeSt", "MX")
     [event] = sandbox.journal("dns.query")
     assert (event["qname"], event["qtype"], event["rcode"]) == ("BeTa.TeSt.", "MX", "NOERROR")
@@ -70,16 +69,18 @@ dns_fault = { mode = "servfail" }
     )
     flags = {"data": str(tmp_path / "d.sqlite3"), **PORT0}
     config = load_config(config_file=str(path), env={}, flags=flags)
-    with ThreadedSandbox(config) as sandbox:
+    with Sandbox(config=config) as sandbox:
         assert sorted(answers(ask(sandbox, "alpha.test", "MX"))) == [
             "10 dead.alpha.test.",
             "20 mx.alpha.test.",
         ]
         assert answers(ask(sandbox, "dead.alpha.test", "A")) == ["127.0.0.250"]
-        assert answers(ask(sandbox, "mx.alpha.test", "A")) == [sandbox.mx("alpha.test")[0]]
+        assert answers(ask(sandbox, "mx.alpha.test", "A")) == [
+            sandbox.mx_addresses["alpha.test"][0]
+        ]
         assert answers(ask(sandbox, "www.alpha.test", "A")) == [
             "alpha.test.",
-            sandbox.mx("alpha.test")[0],
+            sandbox.mx_addresses["alpha.test"][0],
         ]
         assert answers(ask(sandbox, "nomail.test", "MX")) == ["0 ."]
         assert ask(sandbox, "implicit.test", "A").rcode() == dns.rcode.SERVFAIL
@@ -153,9 +154,8 @@ def test_dig_dnssec_gets_the_do_bit_back(serve_process: ServeProcess) -> None:
     assert "do" not in opt_line.partition("flags:")[2].split(";")[0], plain
 
 
-def test_each_zones_name_server_resolves_in_its_own_zone(sandbox: ThreadedSandbox) -> None:
-    assert sandbox.endpoints is not None
-    dns_host = sandbox.endpoints.dns[0]
+def test_each_zones_name_server_resolves_in_its_own_zone(sandbox: Sandbox) -> None:
+    dns_host = sandbox.dns_address[0]
     for domain in ("alpha.test", "beta.test"):
         assert answers(ask(sandbox, domain, "NS")) == [f"ns.{domain}."]
         reply = ask(sandbox, f"ns.{domain}", "A")

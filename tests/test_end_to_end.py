@@ -15,33 +15,27 @@ import subprocess
 import time
 from pathlib import Path
 
+from sandbox.testing import Sandbox
 from tests.conftest import require_binary
-from tests.helpers import ThreadedSandbox
 
 LARRY = "larry@beta.test"
 
 
-def endpoint(sandbox: ThreadedSandbox, name: str) -> tuple[str, int]:
-    assert sandbox.endpoints is not None
-    return sandbox.endpoints.extra[name]
+def tls_context(sandbox: Sandbox) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(sandbox.ca_path))
 
 
-def tls_context(sandbox: ThreadedSandbox) -> ssl.SSLContext:
-    assert sandbox.runtime.tls is not None
-    return ssl.create_default_context(cafile=str(sandbox.runtime.tls.ca_path))
-
-
-def send(sandbox: ThreadedSandbox, subject: str, to: str = LARRY) -> None:
-    with smtplib.SMTP(*sandbox.smtp, timeout=10) as client:
+def send(sandbox: Sandbox, subject: str, to: str = LARRY) -> None:
+    with smtplib.SMTP(*sandbox.smtp_address, timeout=10) as client:
         client.starttls(context=tls_context(sandbox))
         body = f"From: mikaela@alpha.test\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nhello\r\n"
         client.sendmail("mikaela@alpha.test", [to], body.encode())
 
 
-def test_smtp_relay_then_pop3_with_stls(sandbox: ThreadedSandbox) -> None:
+def test_smtp_relay_then_pop3_with_stls(sandbox: Sandbox) -> None:
     send(sandbox, "by pop3")
-    sandbox.wait_for(to=LARRY)
-    client = poplib.POP3(*endpoint(sandbox, "pop3"), timeout=10)
+    sandbox.wait_for_count(1, to=LARRY, folder=None)
+    client = poplib.POP3(*sandbox.pop3_address, timeout=10)
     try:
         assert "STLS" in client.capa()
         client.stls(context=tls_context(sandbox))
@@ -59,8 +53,8 @@ def test_smtp_relay_then_pop3_with_stls(sandbox: ThreadedSandbox) -> None:
     assert [r.subject for r in sandbox.messages(to=LARRY, folder="Trash")] == ["by pop3"]
 
 
-def test_smtp_relay_then_imaps_and_idle(sandbox: ThreadedSandbox) -> None:
-    host, port = endpoint(sandbox, "imaps")
+def test_smtp_relay_then_imaps_and_idle(sandbox: Sandbox) -> None:
+    host, port = sandbox.imaps_address
     client = imaplib.IMAP4_SSL(host, port, ssl_context=tls_context(sandbox), timeout=10)
     client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
@@ -83,13 +77,12 @@ def test_smtp_relay_then_imaps_and_idle(sandbox: ThreadedSandbox) -> None:
         client.logout()
 
 
-def test_curl_pop3s_and_imap_against_serve_endpoints(sandbox: ThreadedSandbox) -> None:
+def test_curl_pop3s_and_imap_against_serve_endpoints(sandbox: Sandbox) -> None:
     curl = require_binary("curl")
     send(sandbox, "by curl")
-    sandbox.wait_for(to=LARRY)
-    assert sandbox.runtime.tls is not None
-    ca = str(sandbox.runtime.tls.ca_path)
-    host, port = endpoint(sandbox, "pop3s")
+    sandbox.wait_for_count(1, to=LARRY, folder=None)
+    ca = str(sandbox.ca_path)
+    host, port = sandbox.pop3s_address
     pop = subprocess.run(
         [curl, "-sS", "--cacert", ca, "--user", f"{LARRY}:x", f"pop3s://{host}:{port}/1"],
         capture_output=True,
@@ -98,7 +91,7 @@ def test_curl_pop3s_and_imap_against_serve_endpoints(sandbox: ThreadedSandbox) -
     )
     assert pop.returncode == 0, pop.stderr
     assert "Subject: by curl" in pop.stdout
-    host, port = endpoint(sandbox, "imap")
+    host, port = sandbox.imap_address
     imap = subprocess.run(
         [
             curl,
@@ -118,19 +111,18 @@ def test_curl_pop3s_and_imap_against_serve_endpoints(sandbox: ThreadedSandbox) -
     assert "Subject: by curl" in imap.stdout
 
 
-def test_fetchmail_collects_over_pop3s_and_imaps(sandbox: ThreadedSandbox, tmp_path: Path) -> None:
+def test_fetchmail_collects_over_pop3s_and_imaps(sandbox: Sandbox, tmp_path: Path) -> None:
     fetchmail = require_binary("fetchmail")
     send(sandbox, "first")
     send(sandbox, "second", to="ops@gamma.test")
-    sandbox.wait_for(to=LARRY)
-    sandbox.wait_for(to="ops@gamma.test")
-    assert sandbox.runtime.tls is not None
-    ca = sandbox.runtime.tls.ca_path
+    sandbox.wait_for_count(1, to=LARRY, folder=None)
+    sandbox.wait_for_count(1, to="ops@gamma.test", folder=None)
+    ca = sandbox.ca_path
     for protocol, endpoint_name, user in (
         ("POP3", "pop3s", LARRY),
         ("IMAP", "imaps", "ops@gamma.test"),
     ):
-        host, port = endpoint(sandbox, endpoint_name)
+        host, port = sandbox.address(endpoint_name)
         mbox = tmp_path / f"{protocol}.mbox"
         rc = tmp_path / f"{protocol}.rc"
         rc.write_text(
@@ -151,13 +143,10 @@ def test_fetchmail_collects_over_pop3s_and_imaps(sandbox: ThreadedSandbox, tmp_p
         assert "Subject: " in mbox.read_text()
 
 
-def mbsync_imaps(
-    sandbox: ThreadedSandbox, tmp_path: Path, host: str
-) -> subprocess.CompletedProcess[str]:
+def mbsync_imaps(sandbox: Sandbox, tmp_path: Path, host: str) -> subprocess.CompletedProcess[str]:
     """One mbsync pull of INBOX over IMAPS, verifying the certificate for ``host``."""
     binary = require_binary("mbsync")
-    assert sandbox.runtime.tls is not None
-    port = endpoint(sandbox, "imaps")[1]
+    port = sandbox.imaps_address[1]
     maildir = tmp_path / f"maildir-{host}"
     maildir.mkdir()
     rc = tmp_path / f"mbsyncrc-{host}"
@@ -168,7 +157,7 @@ Port {port}
 User {LARRY}
 Pass any
 SSLType IMAPS
-CertificateFile {sandbox.runtime.tls.ca_path}
+CertificateFile {sandbox.ca_path}
 SystemCertificates no
 
 IMAPStore remote
@@ -197,12 +186,12 @@ SyncState *
 
 
 def test_clients_that_check_dns_names_only_trust_localhost(
-    sandbox: ThreadedSandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """mbsync matches the certificate's DNS names only, never its IP addresses: it must be
     pointed at ``localhost`` (which the certificate carries), as the README says."""
     send(sandbox, "over imaps")
-    sandbox.wait_for(to=LARRY)
+    sandbox.wait_for_count(1, to=LARRY, folder=None)
     by_name = mbsync_imaps(sandbox, tmp_path, "localhost")
     assert by_name.returncode == 0, by_name.stdout + by_name.stderr
     pulled = list((tmp_path / "maildir-localhost" / "INBOX").glob("*/*"))

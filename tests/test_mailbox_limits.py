@@ -19,30 +19,23 @@ import pytest
 
 from sandbox.config import Account, Config, LoginsConfig
 from sandbox.imap.parser import ParseError, Search, parse_command
-from tests.helpers import ThreadedSandbox
+from sandbox.testing import Sandbox
 
 LARRY, OPS = "larry@beta.test", "ops@beta.test"
 ACCOUNTS = (Account(LARRY, "larry-pw"), Account(OPS, "ops-pw"))
 
 
-def endpoint(sandbox: ThreadedSandbox, name: str) -> tuple[str, int]:
-    assert sandbox.endpoints is not None
-    address: tuple[str, int] = sandbox.endpoints.extra[name]
-    return address
+def tls_context(sandbox: Sandbox) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(sandbox.ca_path))
 
 
-def tls_context(sandbox: ThreadedSandbox) -> ssl.SSLContext:
-    assert sandbox.runtime.tls is not None
-    return ssl.create_default_context(cafile=str(sandbox.runtime.tls.ca_path))
-
-
-def deliver(sandbox: ThreadedSandbox) -> None:
+def deliver(sandbox: Sandbox) -> None:
     """One message for larry and one for ops, through beta.test's MX."""
-    with smtplib.SMTP(*sandbox.mx("beta.test"), timeout=10) as client:
+    with smtplib.SMTP(*sandbox.mx_addresses["beta.test"], timeout=10) as client:
         for to in (LARRY, OPS):
             body = f"From: a@alpha.test\r\nTo: {to}\r\nSubject: for {to}\r\n\r\nhello\r\n"
             client.sendmail("a@alpha.test", [to], body.encode())
-    sandbox.wait_for(2)
+    sandbox.wait_for_count(2, folder=None)
 
 
 # --- connections per listener ---------------------------------------------------------
@@ -96,14 +89,14 @@ def test_connection_limit_per_listener(
 ) -> None:
     section = getattr(config, protocol)
     config = replace(config, **{protocol: replace(section, max_connections=2)})
-    with ThreadedSandbox(config) as sandbox:
-        plain = endpoint(sandbox, protocol)
+    with Sandbox(config=config) as sandbox:
+        plain = sandbox.address(protocol)
         _check_budget(lambda: socket.create_connection(plain, timeout=10), greeting, refusal)
         # the implicit-TLS listener has a budget of its own, and both still serve
         held = [_greeted(lambda: socket.create_connection(plain, timeout=10), greeting)]
         held.append(_greeted(lambda: socket.create_connection(plain, timeout=10), greeting))
         context = tls_context(sandbox)
-        secure = endpoint(sandbox, protocol + "s")
+        secure = sandbox.address(protocol + "s")
 
         def open_tls() -> socket.socket:
             raw = socket.create_connection(secure, timeout=10)
@@ -142,8 +135,8 @@ def test_nesting_limit_in_the_parser() -> None:
 def test_nesting_limit_over_imap(config: Config) -> None:
     config = replace(config, imap=replace(config.imap, max_nesting=3))
     with (
-        ThreadedSandbox(config) as sandbox,
-        imaplib.IMAP4(*endpoint(sandbox, "imap"), timeout=10) as client,
+        Sandbox(config=config) as sandbox,
+        imaplib.IMAP4(*sandbox.imap_address, timeout=10) as client,
     ):
         client.login(LARRY, "any")
         client.select("INBOX")
@@ -168,8 +161,8 @@ def _pop3_subjects(box: poplib.POP3) -> list[str]:
     return subjects
 
 
-def _pop3_refused(sandbox: ThreadedSandbox, user: str, password: str, match: str) -> None:
-    box = poplib.POP3(*endpoint(sandbox, "pop3"), timeout=10)
+def _pop3_refused(sandbox: Sandbox, user: str, password: str, match: str) -> None:
+    box = poplib.POP3(*sandbox.pop3_address, timeout=10)
     try:
         box.user(user)
         with pytest.raises(poplib.error_proto, match=match):
@@ -179,12 +172,12 @@ def _pop3_refused(sandbox: ThreadedSandbox, user: str, password: str, match: str
 
 
 def test_pop3_accounts_are_separate(config: Config) -> None:
-    with ThreadedSandbox(_accounts(config)) as sandbox:
+    with Sandbox(config=_accounts(config)) as sandbox:
         deliver(sandbox)
         _pop3_refused(sandbox, OPS, "larry-pw", r"-ERR \[AUTH\] wrong user name or password")
         _pop3_refused(sandbox, "all", "larry-pw", r"-ERR \[AUTH\] the \"all\" login is off")
         _pop3_refused(sandbox, "all", "", r"-ERR \[AUTH\] the \"all\" login is off")
-        box = poplib.POP3(*endpoint(sandbox, "pop3"), timeout=10)
+        box = poplib.POP3(*sandbox.pop3_address, timeout=10)
         try:
             with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):  # APOP, larry's secret
                 box.apop(OPS, "larry-pw")
@@ -196,9 +189,9 @@ def test_pop3_accounts_are_separate(config: Config) -> None:
 
 
 def test_imap_accounts_are_separate(config: Config) -> None:
-    with ThreadedSandbox(_accounts(config)) as sandbox:
+    with Sandbox(config=_accounts(config)) as sandbox:
         deliver(sandbox)
-        host_port = endpoint(sandbox, "imap")
+        host_port = sandbox.imap_address
         with imaplib.IMAP4(*host_port, timeout=10) as client:
             with pytest.raises(imaplib.IMAP4.error, match=r"AUTHENTICATIONFAILED"):
                 client.login(OPS, "larry-pw")
@@ -224,22 +217,22 @@ def test_imap_accounts_are_separate(config: Config) -> None:
 
 
 def test_all_login_when_enabled(config: Config) -> None:
-    with ThreadedSandbox(_accounts(config, allow_all=True, all_password="all-pw")) as sandbox:
+    with Sandbox(config=_accounts(config, allow_all=True, all_password="all-pw")) as sandbox:
         deliver(sandbox)
         _pop3_refused(sandbox, "all", "larry-pw", r"-ERR \[AUTH\] wrong user name or password")
-        box = poplib.POP3(*endpoint(sandbox, "pop3"), timeout=10)
+        box = poplib.POP3(*sandbox.pop3_address, timeout=10)
         try:
             box.user("all")
             box.pass_("all-pw")
             assert sorted(_pop3_subjects(box)) == [f"Subject: for {LARRY}", f"Subject: for {OPS}"]
         finally:
             box.quit()
-        box = poplib.POP3(*endpoint(sandbox, "pop3"), timeout=10)
+        box = poplib.POP3(*sandbox.pop3_address, timeout=10)
         try:
             box.apop("all", "all-pw")  # APOP uses the same secret
         finally:
             box.quit()
-        with imaplib.IMAP4(*endpoint(sandbox, "imap"), timeout=10) as client:
+        with imaplib.IMAP4(*sandbox.imap_address, timeout=10) as client:
             with pytest.raises(imaplib.IMAP4.error, match=r"AUTHENTICATIONFAILED"):
                 client.login("all", "larry-pw")
             client.login("all", "all-pw")
@@ -250,24 +243,24 @@ def test_all_login_when_enabled(config: Config) -> None:
 
 
 def test_all_login_enabled_without_a_password_is_refused(config: Config) -> None:
-    with ThreadedSandbox(_accounts(config, allow_all=True)) as sandbox:
+    with Sandbox(config=_accounts(config, allow_all=True)) as sandbox:
         _pop3_refused(sandbox, "all", "", r"-ERR \[AUTH\] wrong user name or password")
         with (
-            imaplib.IMAP4(*endpoint(sandbox, "imap"), timeout=10) as client,
+            imaplib.IMAP4(*sandbox.imap_address, timeout=10) as client,
             pytest.raises(imaplib.IMAP4.error, match=r"AUTHENTICATIONFAILED"),
         ):
             client.login("all", '""')
 
 
 def test_all_login_without_accounts_takes_any_password(config: Config) -> None:
-    with ThreadedSandbox(config) as sandbox:
+    with Sandbox(config=config) as sandbox:
         deliver(sandbox)
-        box = poplib.POP3(*endpoint(sandbox, "pop3"), timeout=10)
+        box = poplib.POP3(*sandbox.pop3_address, timeout=10)
         try:
             box.user("all")
             box.pass_("anything")
             assert len(_pop3_subjects(box)) == 2
         finally:
             box.quit()
-        with imaplib.IMAP4(*endpoint(sandbox, "imap"), timeout=10) as client:
+        with imaplib.IMAP4(*sandbox.imap_address, timeout=10) as client:
             assert client.login("all", "anything")[0] == "OK"

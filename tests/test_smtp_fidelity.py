@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.testing import Sandbox
 from tests.conftest import make_config, require_binary
-from tests.helpers import ThreadedSandbox
 
 LARRY = "larry@beta.test"
 COMPLETE = b"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <t@alpha.test>\r\n"
@@ -46,8 +46,8 @@ class Raw:
 
 
 @pytest.fixture
-def raw(sandbox: ThreadedSandbox) -> Raw:
-    client = Raw(sandbox.smtp)
+def raw(sandbox: Sandbox) -> Raw:
+    client = Raw(sandbox.smtp_address)
     assert client.send(b"EHLO app.test").startswith(b"250")
     yield client  # type: ignore[misc]
     client.close()
@@ -100,7 +100,7 @@ def test_strict_rcpt_to(raw: Raw, command: bytes, reply: bytes) -> None:
 
 
 def test_a_nul_in_a_recipient_is_refused_there_and_data_then_works(
-    sandbox: ThreadedSandbox, raw: Raw
+    sandbox: Sandbox, raw: Raw
 ) -> None:
     """Issue 12: the NUL used to get 250, then every DATA got 451 forever."""
     assert raw.send(b"MAIL FROM:<app@alpha.test>").startswith(b"250")
@@ -108,10 +108,10 @@ def test_a_nul_in_a_recipient_is_refused_there_and_data_then_works(
     assert raw.send(b"RCPT TO:<larry@beta.test>").startswith(b"250")
     assert raw.send(b"DATA").startswith(b"354")
     assert raw.send(MESSAGE + b".").startswith(b"250 2.0.0")
-    assert [r.subject for r in sandbox.wait_for(to=LARRY)] == ["hi"]
+    assert [r.subject for r in sandbox.wait_for_count(1, to=LARRY, folder=None)] == ["hi"]
 
 
-def test_utf8_addresses_with_smtputf8(sandbox: ThreadedSandbox, raw: Raw) -> None:
+def test_utf8_addresses_with_smtputf8(sandbox: Sandbox, raw: Raw) -> None:
     assert raw.send("MAIL FROM:<élève@alpha.test> SMTPUTF8".encode()).startswith(b"250")
     assert raw.send("RCPT TO:<jörg@beta.test>".encode()).startswith(b"250")
     assert raw.send(b"DATA").startswith(b"354")
@@ -127,8 +127,8 @@ def test_source_routes_and_postmaster_are_accepted(raw: Raw) -> None:
 def test_lenient_mode_takes_paths_without_brackets(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     config = replace(config, smtp=replace(config.smtp, strict=False))
-    with ThreadedSandbox(config) as sandbox:
-        client = Raw(sandbox.smtp)
+    with Sandbox(config=config) as sandbox:
+        client = Raw(sandbox.smtp_address)
         try:
             client.send(b"EHLO app.test")
             assert client.send(b"MAIL FROM:app@alpha.test").startswith(b"250")
@@ -140,32 +140,29 @@ def test_lenient_mode_takes_paths_without_brackets(tmp_path: Path) -> None:
             assert client.send(MESSAGE + b".").startswith(b"250 2.0.0")
         finally:
             client.close()
-        assert sandbox.wait_for(to=LARRY)
+        assert sandbox.wait_for_count(1, to=LARRY, folder=None)
 
 
 # --- Return-Path at final delivery, Date and Message-ID at submission ----------------------
 
 
-def submit(sandbox: ThreadedSandbox, sender: str, rcpts: list[str], data: bytes) -> None:
-    with smtplib.SMTP(*sandbox.smtp, timeout=10) as client:
+def submit(sandbox: Sandbox, sender: str, rcpts: list[str], data: bytes) -> None:
+    with smtplib.SMTP(*sandbox.smtp_address, timeout=10) as client:
         client.sendmail(sender, rcpts, data)
 
 
-def test_return_path_at_final_delivery_seen_by_fetchmail(
-    sandbox: ThreadedSandbox, tmp_path: Path
-) -> None:
+def test_return_path_at_final_delivery_seen_by_fetchmail(sandbox: Sandbox, tmp_path: Path) -> None:
     """RFC 5321 §4.4: fetchmail takes the sender from Return-Path (%F), not <unknown>."""
     fetchmail = require_binary("fetchmail")
     submit(sandbox, "mikaela@alpha.test", [LARRY, "ceo@realcompany.com"], MESSAGE)
-    [delivered] = sandbox.wait_for(to=LARRY)
-    assert sandbox.raw(delivered).startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
-    [held] = sandbox.wait_for(to="ceo@realcompany.com")
-    assert sandbox.raw(held).startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
+    [delivered] = sandbox.wait_for_count(1, to=LARRY, folder=None)
+    assert delivered.raw.startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
+    [held] = sandbox.wait_for_count(1, to="ceo@realcompany.com", folder=None)
+    assert held.raw.startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
     [sent] = sandbox.messages(folder="Sent")
-    assert not sandbox.raw(sent).startswith(b"Return-Path:")  # not a delivery
-    assert sandbox.endpoints is not None
+    assert not sent.raw.startswith(b"Return-Path:")  # not a delivery
     for user in (LARRY, "ceo@realcompany.com"):
-        host, port = sandbox.endpoints.extra["pop3"]
+        host, port = sandbox.pop3_address
         out = tmp_path / user
         out.mkdir()
         script = out / "mda.sh"
@@ -188,42 +185,42 @@ def test_return_path_at_final_delivery_seen_by_fetchmail(
         assert (out / "message").read_bytes().startswith(b"Return-Path: <mikaela@alpha.test>")
 
 
-def test_bounces_carry_a_null_return_path(sandbox: ThreadedSandbox) -> None:
+def test_bounces_carry_a_null_return_path(sandbox: Sandbox) -> None:
     submit(sandbox, "<>", [LARRY], MESSAGE)
-    [delivered] = sandbox.wait_for(to=LARRY)
-    assert sandbox.raw(delivered).startswith(b"Return-Path: <>\r\n")
+    [delivered] = sandbox.wait_for_count(1, to=LARRY, folder=None)
+    assert delivered.raw.startswith(b"Return-Path: <>\r\n")
 
 
-def test_submission_adds_date_and_message_id(sandbox: ThreadedSandbox) -> None:
+def test_submission_adds_date_and_message_id(sandbox: Sandbox) -> None:
     """RFC 6409 §8.2, §8.3, so SENTSINCE and ENVELOPE have a date to work with."""
     submit(sandbox, "app@alpha.test", [LARRY], b"Subject: bare\r\n\r\nno date, no id\r\n")
-    [record] = sandbox.wait_for(to=LARRY)
-    assert record.date is not None and record.header_message_id is not None
-    assert record.header_message_id.endswith("@submission.localhost>")
-    message = email.message_from_bytes(sandbox.raw(record))
+    [record] = sandbox.wait_for_count(1, to=LARRY, folder=None)
+    assert record.date is not None and record.message_id is not None
+    assert record.message_id.endswith("@submission.localhost>")
+    message = email.message_from_bytes(record.raw)
     assert email.utils.parsedate_to_datetime(message["Date"]).tzinfo is not None
     assert message.get_payload() == "no date, no id\r\n"
 
 
-def test_submission_keeps_a_date_and_message_id_it_was_given(sandbox: ThreadedSandbox) -> None:
+def test_submission_keeps_a_date_and_message_id_it_was_given(sandbox: Sandbox) -> None:
     data = b"Subject: x\r\nDATE: Mon, 07 Dec 2026 10:00:00 +0000\r\nmessage-id: <m@a>\r\n\r\nb\r\n"
     submit(sandbox, "app@alpha.test", [LARRY], data)
-    [record] = sandbox.wait_for(to=LARRY)
-    assert sandbox.raw(record).endswith(data)
+    [record] = sandbox.wait_for_count(1, to=LARRY, folder=None)
+    assert record.raw.endswith(data)
 
 
-def test_the_mx_server_adds_no_date_or_message_id(sandbox: ThreadedSandbox) -> None:
+def test_the_mx_server_adds_no_date_or_message_id(sandbox: Sandbox) -> None:
     """Only a submission server completes messages (RFC 6409 §8); an MX keeps them."""
-    with smtplib.SMTP(*sandbox.mx("beta.test"), timeout=10) as client:
+    with smtplib.SMTP(*sandbox.mx_addresses["beta.test"], timeout=10) as client:
         client.sendmail("app@alpha.test", [LARRY], b"Subject: bare\r\n\r\nbody\r\n")
-    [record] = sandbox.wait_for(to=LARRY)
-    assert sandbox.raw(record).endswith(b"\r\nSubject: bare\r\n\r\nbody\r\n")
+    [record] = sandbox.wait_for_count(1, to=LARRY, folder=None)
+    assert record.raw.endswith(b"\r\nSubject: bare\r\n\r\nbody\r\n")
 
 
 # --- BDAT (RFC 3030) ----------------------------------------------------------------------
 
 
-def test_bdat_in_a_raw_session(sandbox: ThreadedSandbox, raw: Raw) -> None:
+def test_bdat_in_a_raw_session(sandbox: Sandbox, raw: Raw) -> None:
     """The chunks are read as bytes: a chunk holding "QUIT\\r\\n" or a lone dot is data."""
     ehlo = raw.send(b"EHLO app.test")
     assert b"250-CHUNKING" in ehlo and b"250-BINARYMIME" in ehlo
@@ -236,13 +233,13 @@ def test_bdat_in_a_raw_session(sandbox: ThreadedSandbox, raw: Raw) -> None:
     assert raw.reply() == b"250 2.0.0 %d octets received\r\n" % len(first)
     raw.sock.sendall(b"BDAT %d LAST\r\n" % len(second) + second)
     assert raw.reply().startswith(b"250 2.0.0 OK: queued as ")
-    sandbox.wait_for(to=LARRY)
+    sandbox.wait_for_count(1, to=LARRY, folder=None)
     [sent] = sandbox.messages(folder="Sent")  # as the submission server stored it
-    assert sandbox.raw(sent).endswith(first + second)
+    assert sent.raw.endswith(first + second)
     assert raw.send(b"NOOP").startswith(b"250")  # the session goes on
 
 
-def test_bdat_pipelined_with_an_empty_last_chunk(sandbox: ThreadedSandbox, raw: Raw) -> None:
+def test_bdat_pipelined_with_an_empty_last_chunk(sandbox: Sandbox, raw: Raw) -> None:
     body = b"Subject: piped\r\n" + COMPLETE + b"\r\nhello\r\n"
     raw.sock.sendall(
         b"MAIL FROM:<app@alpha.test>\r\nRCPT TO:<larry@beta.test>\r\n"
@@ -252,15 +249,15 @@ def test_bdat_pipelined_with_an_empty_last_chunk(sandbox: ThreadedSandbox, raw: 
     )
     replies = [raw.reply() for _ in range(4)]
     assert [r[:3] for r in replies] == [b"250"] * 4, replies
-    [record] = sandbox.wait_for(to=LARRY)
-    assert sandbox.raw(record).endswith(body)
+    [record] = sandbox.wait_for_count(1, to=LARRY, folder=None)
+    assert record.raw.endswith(body)
 
 
 def test_bdat_out_of_sequence_and_oversize(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     config = replace(config, smtp=replace(config.smtp, max_message_size=100))
-    with ThreadedSandbox(config) as sandbox:
-        raw = Raw(sandbox.smtp)
+    with Sandbox(config=config) as sandbox:
+        raw = Raw(sandbox.smtp_address)
         try:
             raw.send(b"EHLO app.test")
             # Without a transaction the chunk is still read, and refused.
@@ -278,15 +275,15 @@ def test_bdat_out_of_sequence_and_oversize(tmp_path: Path) -> None:
             assert raw.send(b"MAIL FROM:<app@alpha.test>").startswith(b"250")  # reset
         finally:
             raw.close()
-        assert sandbox.messages() == []
+        assert sandbox.messages(folder=None) == []
 
 
-async def test_bdat_with_aiosmtplib(sandbox: ThreadedSandbox) -> None:
+async def test_bdat_with_aiosmtplib(sandbox: Sandbox) -> None:
     """aiosmtplib (the relay's own client) sees CHUNKING and BINARYMIME advertised; it has
     no BDAT call of its own, so the chunks go through its protocol object."""
     import aiosmtplib
 
-    host, port = sandbox.smtp
+    host, port = sandbox.smtp_address
     data = b"From: app@alpha.test\r\nSubject: from aiosmtplib\r\n" + COMPLETE + b"\r\n"
     data += b"line\r\n" * 5000 + b"\x00binary tail"
     client = aiosmtplib.SMTP(hostname=host, port=port, start_tls=False, timeout=10)
@@ -306,16 +303,16 @@ async def test_bdat_with_aiosmtplib(sandbox: ThreadedSandbox) -> None:
         assert reply.message.startswith("2.0.0 OK: queued as")
     await asyncio.to_thread(sandbox.wait_for, to=LARRY)
     [sent] = sandbox.messages(folder="Sent")
-    assert sandbox.raw(sent).endswith(data)
+    assert sent.raw.endswith(data)
     [session] = [s for s in sandbox.journal("smtp.session") if s["server"] == "submission"]
     transcript = session["transcript"]
     assert f"C: BDAT {half}" in transcript and f"C: <chunk data, {half} bytes>" in transcript
     assert not any("line" in entry for entry in transcript)  # chunk bytes are not commands
 
 
-def test_bare_postmaster_is_accepted_by_every_server(sandbox: ThreadedSandbox) -> None:
+def test_bare_postmaster_is_accepted_by_every_server(sandbox: Sandbox) -> None:
     """RFC 5321 §4.5.1: <Postmaster> without a domain MUST be accepted."""
-    for address in (sandbox.smtp, sandbox.mx("beta.test")):
+    for address in (sandbox.smtp_address, sandbox.mx_addresses["beta.test"]):
         client = Raw(address)
         try:
             client.send(b"EHLO app.test")
@@ -325,7 +322,7 @@ def test_bare_postmaster_is_accepted_by_every_server(sandbox: ThreadedSandbox) -
             assert client.send(MESSAGE + b".").startswith(b"250")
         finally:
             client.close()
-    stored = {r.mailbox for r in sandbox.wait_for(2, folder="INBOX")}
+    stored = {r.mailbox for r in sandbox.wait_for_count(2, folder="INBOX")}
     assert stored == {"postmaster@submission.localhost", "postmaster@beta.test"}
 
 

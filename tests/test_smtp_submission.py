@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox.config import Account
+from sandbox.testing import Sandbox
 from tests import statuscodes as S
 from tests.conftest import DATA
-from tests.helpers import ThreadedSandbox
 
 # Date and Message-ID, so that the submission server adds nothing (RFC 6409 §8).
 COMPLETE = b"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <t@alpha.test>\r\n"
@@ -43,13 +43,13 @@ def message(sender: str, to: list[str], subject: str = "hello", body: str = "hi\
     return msg
 
 
-def connect(sandbox: ThreadedSandbox) -> smtplib.SMTP:
-    host, port = sandbox.smtp
+def connect(sandbox: Sandbox) -> smtplib.SMTP:
+    host, port = sandbox.smtp_address
     return smtplib.SMTP(host, port, timeout=10)
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
-def test_auth_any_credentials_accepted(sandbox: ThreadedSandbox, mechanism: str) -> None:
+def test_auth_any_credentials_accepted(sandbox: Sandbox, mechanism: str) -> None:
     with connect(sandbox) as client:
         client.ehlo("app.local")
         assert "PLAIN" in client.esmtp_features["auth"]
@@ -58,14 +58,14 @@ def test_auth_any_credentials_accepted(sandbox: ThreadedSandbox, mechanism: str)
         code, _ = client.auth(mechanism, getattr(client, f"auth_{mechanism.lower()}"))
         assert code == S.ACCEPTED_AUTH
         client.send_message(message("mikaela@alpha.test", ["larry@beta.test"]))
-    [record] = sandbox.wait_for(to="larry@beta.test")
-    submitted = sandbox.journey(record)[0]
+    [record] = sandbox.wait_for_count(1, to="larry@beta.test", folder=None)
+    submitted = record.journey[0]
     assert submitted.step == "submitted"
     assert submitted.detail["auth_user"] == "anyone"
-    assert "with ESMTPA" in sandbox.raw(record).decode()
+    assert "with ESMTPA" in record.raw.decode()
 
 
-def test_ehlo_advertises_what_production_servers_do(sandbox: ThreadedSandbox) -> None:
+def test_ehlo_advertises_what_production_servers_do(sandbox: Sandbox) -> None:
     with connect(sandbox) as client:
         code, _ = client.ehlo("app.local")
         assert code == S.OK
@@ -76,7 +76,7 @@ def test_ehlo_advertises_what_production_servers_do(sandbox: ThreadedSandbox) ->
 
 def test_configured_accounts_refuse_wrong_passwords(config) -> None:
     config = replace(config, accounts=(Account("larry@beta.test", "s3cret"),))
-    with ThreadedSandbox(config) as sandbox, connect(sandbox) as client:
+    with Sandbox(config=config) as sandbox, connect(sandbox) as client:
         client.ehlo("app.local")
         with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
             client.login("larry@beta.test", "wrong")
@@ -86,7 +86,7 @@ def test_configured_accounts_refuse_wrong_passwords(config) -> None:
         assert code == S.ACCEPTED_AUTH
 
 
-def test_recipients_across_fake_and_real_domains(sandbox: ThreadedSandbox) -> None:
+def test_recipients_across_fake_and_real_domains(sandbox: Sandbox) -> None:
     rcpts = [f"user{i}@{d}" for i in range(3) for d in ("alpha.test", "beta.test", "gamma.test")]
     rcpts += ["ceo@realcompany.com", "Someone@Example.ORG"]
     with connect(sandbox) as client:
@@ -94,7 +94,7 @@ def test_recipients_across_fake_and_real_domains(sandbox: ThreadedSandbox) -> No
             "mikaela@alpha.test", rcpts, message("mikaela@alpha.test", rcpts).as_bytes()
         )
         assert refused == {}
-    inbox = {r.mailbox: r for r in sandbox.wait_for(len(rcpts), folder="INBOX")}
+    inbox = {r.mailbox: r for r in sandbox.wait_for_count(len(rcpts), folder="INBOX")}
     assert set(inbox) == {r.lower() for r in rcpts}
     assert inbox["ceo@realcompany.com"].held and inbox["someone@example.org"].held
     assert not any(inbox[f"user0@{d}"].held for d in ("alpha.test", "beta.test", "gamma.test"))
@@ -102,13 +102,13 @@ def test_recipients_across_fake_and_real_domains(sandbox: ThreadedSandbox) -> No
     # the held copies are a final delivery, with Return-Path, so a message of their own
     [sent] = sandbox.messages(folder="Sent")
     held = inbox["ceo@realcompany.com"]
-    assert held.message_id == inbox["someone@example.org"].message_id != sent.message_id
-    assert sandbox.raw(held).startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
-    assert sandbox.raw(sent).startswith(b"Received: ")
+    assert held.stored_id == inbox["someone@example.org"].stored_id != sent.stored_id
+    assert held.raw.startswith(b"Return-Path: <mikaela@alpha.test>\r\nReceived: ")
+    assert sent.raw.startswith(b"Received: ")
     for domain in ("alpha.test", "beta.test", "gamma.test"):
-        assert len({inbox[f"user{i}@{domain}"].message_id for i in range(3)}) == 1
+        assert len({inbox[f"user{i}@{domain}"].stored_id for i in range(3)}) == 1
     assert sent.mailbox == "mikaela@alpha.test" and "\\Seen" in sent.flags
-    held_hops = [h for h in sandbox.journey(sent) if h.outcome == "held"]
+    held_hops = [h for h in sent.journey if h.outcome == "held"]
     assert {h.detail["mailbox"] for h in held_hops} == {
         "ceo@realcompany.com",
         "someone@example.org",
@@ -116,14 +116,14 @@ def test_recipients_across_fake_and_real_domains(sandbox: ThreadedSandbox) -> No
     assert "not a sandbox domain" in held_hops[0].detail["reason"]
 
 
-def test_no_sent_copy_for_a_sender_outside_the_sandbox(sandbox: ThreadedSandbox) -> None:
+def test_no_sent_copy_for_a_sender_outside_the_sandbox(sandbox: Sandbox) -> None:
     with connect(sandbox) as client:
         client.sendmail("app@myapp.example", ["larry@beta.test"], b"Subject: x\r\n\r\nbody\r\n")
-    sandbox.wait_for(to="larry@beta.test")
-    assert [r.folder for r in sandbox.messages()] == ["INBOX"]
+    sandbox.wait_for_count(1, to="larry@beta.test", folder=None)
+    assert [r.folder for r in sandbox.messages(folder=None)] == ["INBOX"]
 
 
-def test_received_header_and_queue_id(sandbox: ThreadedSandbox) -> None:
+def test_received_header_and_queue_id(sandbox: Sandbox) -> None:
     with connect(sandbox) as client:
         client.ehlo("app.local")
         client.mail("mikaela@alpha.test")
@@ -132,7 +132,7 @@ def test_received_header_and_queue_id(sandbox: ThreadedSandbox) -> None:
     assert code == S.OK and reply.startswith(b"2.0.0 OK: queued as ")
     queue_id = reply.split()[-1].decode()
     [record] = sandbox.messages(folder="Sent")  # the copy as the submission server stored it
-    raw = sandbox.raw(record).decode()
+    raw = record.raw.decode()
     first = raw.split("\r\n\t")[0:3]
     assert first[0] == "Received: from app.local (localhost [127.0.0.1])"
     assert first[1] == f"by submission.localhost (mail-sandbox) with ESMTP id {queue_id}"
@@ -141,7 +141,7 @@ def test_received_header_and_queue_id(sandbox: ThreadedSandbox) -> None:
     assert "Subject: trace\r\nDate: " in raw and raw.endswith("\r\n\r\nbody\r\n")
 
 
-def test_utf8_headers_and_addresses_with_smtputf8(sandbox: ThreadedSandbox) -> None:
+def test_utf8_headers_and_addresses_with_smtputf8(sandbox: Sandbox) -> None:
     raw = (DATA / "utf8_headers.eml").read_bytes()
     with connect(sandbox) as client:
         client.ehlo("app.local")
@@ -152,37 +152,38 @@ def test_utf8_headers_and_addresses_with_smtputf8(sandbox: ThreadedSandbox) -> N
             mail_options=["SMTPUTF8", "BODY=8BITMIME"],
         )
         assert refused == {}
-    [record] = sandbox.wait_for(folder="INBOX")
+    [record] = sandbox.wait_for_count(1, folder="INBOX")
     assert record.mailbox == "jürgen@beta.test"
     assert record.subject == "Grüße aus Köln — 日本語のテスト"
-    assert record.from_addr == "élodie@alpha.test"
-    stored = sandbox.raw(record)
+    assert record.sender == "élodie@alpha.test"  # the header's From, parsed
+    assert record.headers["From"].endswith("<élodie@alpha.test>")
+    stored = record.raw
     assert stored.endswith(raw), "the message is stored byte for byte after the trace header"
     assert b"with UTF8SMTP id" in stored
 
 
-def test_eight_bit_body_kept_byte_for_byte(sandbox: ThreadedSandbox) -> None:
+def test_eight_bit_body_kept_byte_for_byte(sandbox: Sandbox) -> None:
     body = bytes(range(0x80, 0x100)).replace(b"\r", b"").replace(b"\n", b"")
     raw = b"Subject: 8bit\r\nContent-Type: text/plain; charset=latin-1\r\n" + COMPLETE
     raw += b"\r\n" + body + b"\r\n"
     with connect(sandbox) as client:
         client.ehlo("app.local")
         client.sendmail("a@alpha.test", ["b@beta.test"], raw, mail_options=["BODY=8BITMIME"])
-    [record] = sandbox.wait_for(folder="INBOX")
-    assert sandbox.raw(record).endswith(raw)
+    [record] = sandbox.wait_for_count(1, folder="INBOX")
+    assert record.raw.endswith(raw)
 
 
-def test_dot_stuffed_lines_come_back_unstuffed(sandbox: ThreadedSandbox) -> None:
+def test_dot_stuffed_lines_come_back_unstuffed(sandbox: Sandbox) -> None:
     raw = b"Subject: dots\r\n" + COMPLETE + b"\r\n.leading dot\r\n..two\r\n.\r\n"  # smtplib stuffs
     with connect(sandbox) as client:
         client.sendmail("a@alpha.test", ["b@beta.test"], raw)
-    [record] = sandbox.wait_for(folder="INBOX")
-    assert sandbox.raw(record).endswith(raw)
+    [record] = sandbox.wait_for_count(1, folder="INBOX")
+    assert record.raw.endswith(raw)
 
 
 def test_oversize_refused_with_552_and_server_goes_on(config) -> None:
     config = replace(config, smtp=replace(config.smtp, max_message_size=10_000))
-    with ThreadedSandbox(config) as sandbox, connect(sandbox) as client:
+    with Sandbox(config=config) as sandbox, connect(sandbox) as client:
         client.ehlo("app.local")
         # declared too big in MAIL FROM (RFC 1870)
         code, reply = client.mail("a@alpha.test", ["SIZE=20000"])
@@ -201,12 +202,12 @@ def test_oversize_refused_with_552_and_server_goes_on(config) -> None:
         client.rcpt("b@beta.test")
         code, _ = client.data(b"Subject: small\r\n\r\nok\r\n")
         assert code == S.OK
-        assert [r.subject for r in sandbox.wait_for(folder="INBOX")] == ["small"]
+        assert [r.subject for r in sandbox.wait_for_count(1, folder="INBOX")] == ["small"]
 
 
-def raw_session(sandbox: ThreadedSandbox, lines: list[bytes]) -> list[bytes]:
+def raw_session(sandbox: Sandbox, lines: list[bytes]) -> list[bytes]:
     """Send each line, collect each reply (multi-line replies joined)."""
-    sock = socket.create_connection(sandbox.smtp, timeout=10)
+    sock = socket.create_connection(sandbox.smtp_address, timeout=10)
     reader = sock.makefile("rb")
     replies = [reader.readline()]
     for line in lines:
@@ -219,7 +220,7 @@ def raw_session(sandbox: ThreadedSandbox, lines: list[bytes]) -> list[bytes]:
     return replies
 
 
-def test_bad_and_out_of_order_commands(sandbox: ThreadedSandbox) -> None:
+def test_bad_and_out_of_order_commands(sandbox: Sandbox) -> None:
     replies = raw_session(
         sandbox,
         [
@@ -262,22 +263,22 @@ def test_bad_and_out_of_order_commands(sandbox: ThreadedSandbox) -> None:
     # every reply after the greeting and EHLO carries an enhanced code (RFC 2034)
 
 
-def test_too_many_bad_commands_closes_cleanly_and_server_goes_on(sandbox: ThreadedSandbox) -> None:
+def test_too_many_bad_commands_closes_cleanly_and_server_goes_on(sandbox: Sandbox) -> None:
     limit = sandbox.config.smtp.max_bad_commands
     replies = raw_session(sandbox, [b"EHLO x"] + [b"BOGUS"] * (limit + 1))
     assert replies[-1].startswith(b"421 4.7.0 Too many errors in this session")
     with connect(sandbox) as client:
         client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: after\r\n\r\nok\r\n")
-    assert len(sandbox.wait_for(folder="INBOX")) == 1
+    assert len(sandbox.wait_for_count(1, folder="INBOX")) == 1
 
 
-def test_overlong_command_line(sandbox: ThreadedSandbox) -> None:
+def test_overlong_command_line(sandbox: Sandbox) -> None:
     replies = raw_session(sandbox, [b"EHLO x", b"NOOP " + b"a" * 10_000, b"NOOP"])
     assert replies[2].startswith(b"500 5.5.2 Command line too long")
     assert replies[3].startswith(b"250 2.0.0")
 
 
-def test_null_sender_accepted(sandbox: ThreadedSandbox) -> None:
+def test_null_sender_accepted(sandbox: Sandbox) -> None:
     with connect(sandbox) as client:
         client.ehlo("x")
         code, _ = client.mail("<>")
@@ -285,27 +286,27 @@ def test_null_sender_accepted(sandbox: ThreadedSandbox) -> None:
         client.rcpt("b@beta.test")
         code, _ = client.data(b"Subject: bounce\r\n\r\nbody\r\n")
         assert code == S.OK
-    [record] = sandbox.wait_for()
+    [record] = sandbox.wait_for_count(1, folder=None)
     assert record.envelope_from == ""
-    assert sandbox.journey(record)[0].detail["mail_from"] == "<>"
+    assert record.journey[0].detail["mail_from"] == "<>"
 
 
 def test_too_many_recipients(config) -> None:
     config = replace(config, smtp=replace(config.smtp, max_recipients=3))
-    with ThreadedSandbox(config) as sandbox, connect(sandbox) as client:
+    with Sandbox(config=config) as sandbox, connect(sandbox) as client:
         client.ehlo("x")
         client.mail("a@alpha.test")
         codes = [client.rcpt(f"u{i}@beta.test")[0] for i in range(4)]
         assert codes == [S.OK, S.OK, S.OK, S.TOO_MANY_RECIPIENTS]
         code, _ = client.data(b"Subject: three\r\n\r\nbody\r\n")
         assert code == S.OK
-        assert len(sandbox.wait_for(3, folder="INBOX")) == 3
+        assert len(sandbox.wait_for_count(3, folder="INBOX")) == 3
 
 
 def test_idle_connection_gets_421(config) -> None:
     config = replace(config, smtp=replace(config.smtp, idle_timeout=0.3))
-    with ThreadedSandbox(config) as sandbox:
-        sock = socket.create_connection(sandbox.smtp, timeout=10)
+    with Sandbox(config=config) as sandbox:
+        sock = socket.create_connection(sandbox.smtp_address, timeout=10)
         reader = sock.makefile("rb")
         assert reader.readline().startswith(b"220 ")
         assert reader.readline().startswith(b"421 4.4.2 Idle too long")
@@ -313,7 +314,7 @@ def test_idle_connection_gets_421(config) -> None:
         sock.close()
 
 
-def test_concurrent_connections_all_stored(sandbox: ThreadedSandbox) -> None:
+def test_concurrent_connections_all_stored(sandbox: Sandbox) -> None:
     errors: list[BaseException] = []
 
     def worker(n: int) -> None:
@@ -331,7 +332,7 @@ def test_concurrent_connections_all_stored(sandbox: ThreadedSandbox) -> None:
     for t in threads:
         t.join(60)
     assert not errors
-    inbox = sandbox.wait_for(200, folder="INBOX")
+    inbox = sandbox.wait_for_count(200, folder="INBOX")
     assert len(inbox) == 200
     assert {r.subject for r in inbox} == {f"{n}-{i}" for n in range(10) for i in range(20)}
     for n in range(10):  # UIDs ascend without gaps in each mailbox
@@ -340,21 +341,19 @@ def test_concurrent_connections_all_stored(sandbox: ThreadedSandbox) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.eml")))
-def test_real_world_shaped_messages_are_stored_and_listed(
-    sandbox: ThreadedSandbox, name: str
-) -> None:
+def test_real_world_shaped_messages_are_stored_and_listed(sandbox: Sandbox, name: str) -> None:
     raw = (DATA / name).read_bytes()
     with connect(sandbox) as client:
         client.ehlo("x")
         client.sendmail(
             "a@alpha.test", ["larry@beta.test"], raw, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
         )
-    [record] = sandbox.wait_for(folder="INBOX")
-    assert without_added_fields(sandbox.raw(record), raw).endswith(raw)
-    assert record.size == len(sandbox.raw(record))
+    [record] = sandbox.wait_for_count(1, folder="INBOX")
+    assert without_added_fields(record.raw, raw).endswith(raw)
+    assert record.size == len(record.raw)
 
 
-def test_session_events_are_published_and_journaled(sandbox: ThreadedSandbox) -> None:
+def test_session_events_are_published_and_journaled(sandbox: Sandbox) -> None:
     with connect(sandbox) as client:
         client.ehlo("app.local")
         client.login("someone", "secret-password")
@@ -368,7 +367,7 @@ def test_session_events_are_published_and_journaled(sandbox: ThreadedSandbox) ->
     assert "secret-password" not in transcript and "c2VjcmV0" not in transcript
     assert "C: <message data, " in transcript
     assert "S: 250 2.0.0 OK: queued as" in transcript
-    sandbox.wait_for(to="b@beta.test")
+    sandbox.wait_for_count(1, to="b@beta.test", folder=None)
     stored = sandbox.journal("message.stored")
     assert [entry[1:] for e in stored for entry in e["entries"]] == [
         ["a@alpha.test", "Sent"],
@@ -377,19 +376,23 @@ def test_session_events_are_published_and_journaled(sandbox: ThreadedSandbox) ->
 
 
 def test_restart_on_the_same_data_file_keeps_everything(config, tmp_path: Path) -> None:
-    with ThreadedSandbox(config) as sandbox, connect(sandbox) as client:
+    with Sandbox(config=config, data=config.data) as sandbox, connect(sandbox) as client:
         for i in range(5):
             client.sendmail(
                 "a@alpha.test",
                 ["b@beta.test", "c@x.example"],
                 f"Subject: {i}\r\n\r\nx\r\n".encode(),
             )
-        sandbox.wait_for(5, to="b@beta.test")
-        before = [(r.id, r.mailbox, r.uid, r.subject, r.held) for r in sandbox.messages()]
-    with ThreadedSandbox(config) as sandbox, connect(sandbox) as client:
-        assert [(r.id, r.mailbox, r.uid, r.subject, r.held) for r in sandbox.messages()] == before
+        sandbox.wait_for_count(5, to="b@beta.test", folder=None)
+        before = [
+            (r.id, r.mailbox, r.uid, r.subject, r.held) for r in sandbox.messages(folder=None)
+        ]
+    with Sandbox(config=config, data=config.data) as sandbox, connect(sandbox) as client:
+        assert [
+            (r.id, r.mailbox, r.uid, r.subject, r.held) for r in sandbox.messages(folder=None)
+        ] == before
         client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: after restart\r\n\r\nx\r\n")
-        last = sandbox.wait_for(6, to="b@beta.test")[-1]
+        last = sandbox.wait_for_count(6, to="b@beta.test", folder=None)[-1]
         assert last.subject == "after restart" and last.uid == 6
 
 
@@ -423,11 +426,11 @@ def test_fast_address_parser_agrees_with_aiosmtpd(locals_, domain, params, shape
 
 def test_connection_limit_per_listener(config) -> None:
     config = replace(config, smtp=replace(config.smtp, max_connections=2))
-    with ThreadedSandbox(config) as sandbox:
-        held = [socket.create_connection(sandbox.smtp, timeout=10) for _ in range(2)]
+    with Sandbox(config=config) as sandbox:
+        held = [socket.create_connection(sandbox.smtp_address, timeout=10) for _ in range(2)]
         for sock in held:
             assert sock.makefile("rb").readline().startswith(b"220 ")
-        extra = socket.create_connection(sandbox.smtp, timeout=10)
+        extra = socket.create_connection(sandbox.smtp_address, timeout=10)
         reader = extra.makefile("rb")
         assert reader.readline().startswith(b"421 4.7.0 Too many connections")
         assert reader.readline() == b""  # and closed
@@ -435,14 +438,14 @@ def test_connection_limit_per_listener(config) -> None:
         held.pop().close()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # the freed place is taken back asynchronously
-            with socket.create_connection(sandbox.smtp, timeout=10) as again:
+            with socket.create_connection(sandbox.smtp_address, timeout=10) as again:
                 if again.makefile("rb").readline().startswith(b"220 "):
                     break
             time.sleep(0.05)
         else:
             raise AssertionError("a freed connection place was never given back")
         # the MX servers count their own connections
-        with smtplib.SMTP(*sandbox.mx("beta.test"), timeout=10) as client:
+        with smtplib.SMTP(*sandbox.mx_addresses["beta.test"], timeout=10) as client:
             assert client.noop()[0] == S.OK
         for sock in held:
             sock.close()
@@ -450,7 +453,7 @@ def test_connection_limit_per_listener(config) -> None:
 
 def test_bad_command_budget_then_421(config) -> None:
     config = replace(config, smtp=replace(config.smtp, max_bad_commands=3))
-    with ThreadedSandbox(config) as sandbox:
+    with Sandbox(config=config) as sandbox:
         replies = raw_session(sandbox, [b"MAIL FROM:<a@alpha.test>"] * 4)
         assert [r[:3] for r in replies[1:]] == [b"503", b"503", b"503", b"421"]
         assert replies[-1].startswith(b"421 4.7.0 Too many errors in this session")

@@ -12,19 +12,18 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import Config
+from sandbox.testing import Sandbox
 from tests import statuscodes as S
 from tests.conftest import ServeProcess, cli, require_binary
-from tests.helpers import ThreadedSandbox
 
 
-def ca_file(sandbox: ThreadedSandbox) -> str:
-    assert sandbox.runtime.tls is not None
-    return str(sandbox.runtime.tls.ca_path)
+def ca_file(sandbox: Sandbox) -> str:
+    return str(sandbox.ca_path)
 
 
-def test_starttls_on_submission_verifies_with_the_sandbox_ca(sandbox: ThreadedSandbox) -> None:
+def test_starttls_on_submission_verifies_with_the_sandbox_ca(sandbox: Sandbox) -> None:
     context = ssl.create_default_context(cafile=ca_file(sandbox))
-    with smtplib.SMTP(*sandbox.smtp, timeout=10) as client:
+    with smtplib.SMTP(*sandbox.smtp_address, timeout=10) as client:
         client.ehlo("app.local")
         assert client.has_extn("starttls")
         client.starttls(context=context)  # hostname check against 127.0.0.1
@@ -33,27 +32,26 @@ def test_starttls_on_submission_verifies_with_the_sandbox_ca(sandbox: ThreadedSa
         client.login("anyone", "pw")
         client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: tls\r\n\r\nx\r\n")
     [sent] = sandbox.messages(folder="Sent")
-    assert b"with ESMTPSA id" in sandbox.raw(sent)
+    assert b"with ESMTPSA id" in sent.raw
 
 
-def test_smtps_implicit_tls(sandbox: ThreadedSandbox) -> None:
-    assert sandbox.endpoints is not None
-    host, port = sandbox.endpoints.extra["smtps"]
+def test_smtps_implicit_tls(sandbox: Sandbox) -> None:
+    host, port = sandbox.smtps_address
     context = ssl.create_default_context(cafile=ca_file(sandbox))
     with smtplib.SMTP_SSL(host, port, context=context, timeout=10) as client:
         client.ehlo("app.local")
         assert not client.has_extn("starttls")
         client.sendmail("a@alpha.test", ["b@beta.test"], b"Subject: smtps\r\n\r\nx\r\n")
-    [record] = sandbox.wait_for(to="b@beta.test")
+    [record] = sandbox.wait_for_count(1, to="b@beta.test", folder=None)
     assert record.subject == "smtps"
 
 
 def test_every_mx_server_offers_starttls_with_a_certificate_for_its_name(
-    sandbox: ThreadedSandbox,
+    sandbox: Sandbox,
 ) -> None:
     context = ssl.create_default_context(cafile=ca_file(sandbox))
     for domain in ("alpha.test", "beta.test", "gamma.test"):
-        host, port = sandbox.mx(domain)
+        host, port = sandbox.mx_addresses[domain]
         with smtplib.SMTP(host, port, timeout=10) as client:
             client.ehlo("x")
             client._host = f"mx.{domain}"  # verify the certificate against the MX host name
@@ -61,19 +59,22 @@ def test_every_mx_server_offers_starttls_with_a_certificate_for_its_name(
             assert code == 220
 
 
-def test_relay_between_domains_negotiates_starttls(sandbox: ThreadedSandbox) -> None:
-    with smtplib.SMTP(*sandbox.smtp, timeout=10) as client:
+def test_relay_between_domains_negotiates_starttls(sandbox: Sandbox) -> None:
+    with smtplib.SMTP(*sandbox.smtp_address, timeout=10) as client:
         client.sendmail("mikaela@alpha.test", ["larry@beta.test"], b"Subject: hop\r\n\r\nx\r\n")
-    [record] = sandbox.wait_for(to="larry@beta.test")
-    top = message_from_bytes(sandbox.raw(record)).get_all("Received")[0]
+    [record] = sandbox.wait_for_count(1, to="larry@beta.test", folder=None)
+    top = message_from_bytes(record.raw).get_all("Received")[0]
     assert "by mx.beta.test (mail-sandbox) with ESMTPS id" in top
-    delivered = [h for h in sandbox.journey(record) if h.step == "smtp"]
+    delivered = [h for h in record.journey if h.step == "smtp"]
     assert delivered[0].detail["tls"] is True
 
 
 def test_tls_required_before_auth(config: Config) -> None:
     config = replace(config, tls=replace(config.tls, require_before_auth=True))
-    with ThreadedSandbox(config) as sandbox, smtplib.SMTP(*sandbox.smtp, timeout=10) as client:
+    with (
+        Sandbox(config=config) as sandbox,
+        smtplib.SMTP(*sandbox.smtp_address, timeout=10) as client,
+    ):
         client.ehlo("x")
         assert not client.has_extn("auth"), "AUTH is only offered once TLS is on"
         code, reply = client.docmd("AUTH", "PLAIN AGFueQBwdw==")
@@ -84,10 +85,9 @@ def test_tls_required_before_auth(config: Config) -> None:
 
 
 @pytest.mark.parametrize("mode", ["starttls", "tls-on-connect"])
-def test_swaks_with_the_ca_verified(sandbox: ThreadedSandbox, mode: str) -> None:
+def test_swaks_with_the_ca_verified(sandbox: Sandbox, mode: str) -> None:
     swaks = require_binary("swaks")
-    assert sandbox.endpoints is not None
-    host, port = sandbox.smtp if mode == "starttls" else sandbox.endpoints.extra["smtps"]
+    host, port = sandbox.smtp_address if mode == "starttls" else sandbox.smtps_address
     flag = "-tls" if mode == "starttls" else "--tls-on-connect"
     result = subprocess.run(
         [

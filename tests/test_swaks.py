@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+from sandbox.testing import Sandbox
 from tests.conftest import require_binary
-from tests.helpers import ThreadedSandbox
 
 
 def swaks(*args: str) -> subprocess.CompletedProcess[str]:
@@ -14,8 +14,8 @@ def swaks(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_swaks_pipelining_with_auth(sandbox: ThreadedSandbox) -> None:
-    host, port = sandbox.smtp
+def test_swaks_pipelining_with_auth(sandbox: Sandbox) -> None:
+    host, port = sandbox.smtp_address
     result = swaks(
         "--server",
         f"{host}:{port}",
@@ -35,7 +35,7 @@ def test_swaks_pipelining_with_auth(sandbox: ThreadedSandbox) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "<-  250 2.0.0 OK: queued as" in result.stdout
-    inbox = sandbox.wait_for(2, folder="INBOX")
+    inbox = sandbox.wait_for_count(2)
     assert {(r.mailbox, r.held) for r in inbox} == {
         ("larry@beta.test", False),
         ("ceo@realcompany.com", True),
@@ -43,11 +43,11 @@ def test_swaks_pipelining_with_auth(sandbox: ThreadedSandbox) -> None:
     assert {r.subject for r in inbox} == {"pipelined"}
 
 
-def test_swaks_against_an_mx_server(sandbox: ThreadedSandbox) -> None:
-    host, port = sandbox.mx("gamma.test")
+def test_swaks_against_an_mx_server(sandbox: Sandbox) -> None:
+    host, port = sandbox.mx_addresses["gamma.test"]
     ok = swaks("--server", f"{host}:{port}", "--from", "a@alpha.test", "--to", "g@gamma.test")
     assert ok.returncode == 0, ok.stdout
     refused = swaks("--server", f"{host}:{port}", "--from", "a@alpha.test", "--to", "b@beta.test")
     assert refused.returncode != 0
     assert "<** 550 5.7.1 Relaying denied" in refused.stdout
-    assert [r.mailbox for r in sandbox.messages()] == ["g@gamma.test"]
+    assert [r.mailbox for r in sandbox.messages(folder=None)] == ["g@gamma.test"]

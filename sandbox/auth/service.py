@@ -25,7 +25,7 @@ from sandbox.auth.keys import KeyRing
 from sandbox.auth.lookup import DEFAULT_TIMEOUT, StubLookup
 from sandbox.chaos import ChaosBoard
 from sandbox.config import Config
-from sandbox.store import Hop
+from sandbox.store import Hop, Outcome, Step
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Authenticity:
         if isinstance(result, Hop):
             return Screened(content, b"", (result,))
         detail = {"by": hostname, "as_receiver_of": "held mail", **result.hop_detail()}
-        hop = Hop("authenticated", result.summary(), detail)
+        hop = Hop(Step.AUTHENTICATED, result.summary(), detail)
         return Screened(content, result.header, (hop,))
 
     def sign(self, content: bytes) -> Screened:
@@ -125,10 +125,12 @@ class Authenticity:
             return b"", None
         auth = settings.auth
         if domain in (d.lower() for d in signature_domains(content)):
-            return b"", Hop("signed", "kept", {"signer": domain, "reason": "already signed"})
+            return b"", Hop(
+                Step.SIGNED, Outcome.KEPT, {"signer": domain, "reason": "already signed"}
+            )
         if not auth.sign:
             reason = "signing is left to the app (auth.sign = false)"
-            return b"", Hop("signed", "skipped", {"signer": domain, "reason": reason})
+            return b"", Hop(Step.SIGNED, Outcome.SKIPPED, {"signer": domain, "reason": reason})
         keys = self.keys.get(domain)
         if keys is None:
             return b"", None
@@ -138,13 +140,13 @@ class Authenticity:
             # A message dkimpy cannot sign (no From:, broken header) goes out unsigned, as
             # it would from a real provider; the journey says why.
             reason = f"could not sign: {exc}"
-            return b"", Hop("signed", "failed", {"signer": domain, "reason": reason})
+            return b"", Hop(Step.SIGNED, Outcome.FAILED, {"signer": domain, "reason": reason})
         signed = {
             "signer": domain,
             "selectors": [auth.ed25519_selector, auth.selector],
             "algorithms": ["ed25519-sha256", "rsa-sha256"],
         }
-        return headers, Hop("signed", "signed", signed)
+        return headers, Hop(Step.SIGNED, Outcome.SIGNED, signed)
 
     # --- receiving MX ---------------------------------------------------------------
 
@@ -170,12 +172,14 @@ class Authenticity:
                 "forwarder": f"lists.{domain}",
                 "change": "a footer added to the body, then an ARC set (RFC 8617)",
             }
-            hops.append(Hop("forwarded", "body altered", detail))
+            hops.append(Hop(Step.FORWARDED, Outcome.BODY_ALTERED, detail))
         content = strip_own_results(content, hostname)
         result = await self._check(content, client, helo, mail_from, hostname)
         if isinstance(result, Hop):
             return Screened(content, b"", (*hops, result))
-        hops.append(Hop("authenticated", result.summary(), {"by": hostname, **result.hop_detail()}))
+        hops.append(
+            Hop(Step.AUTHENTICATED, result.summary(), {"by": hostname, **result.hop_detail()})
+        )
         return self._apply_policy(result, content, hops)
 
     async def _check(
@@ -195,7 +199,7 @@ class Authenticity:
         except Exception as exc:  # a library choking on odd input must not lose the mail
             log.exception("%s: authentication checks failed", authserv_id)
             detail = {"by": authserv_id, "reason": f"checks could not run: {exc}"}
-            return Hop("authenticated", "error", detail)
+            return Hop(Step.AUTHENTICATED, Outcome.ERROR, detail)
 
     def _apply_policy(self, result: CheckResult, content: bytes, hops: list[Hop]) -> Screened:
         """RFC 7489 §6.7: the receiver acts on the domain's disposition."""
@@ -210,6 +214,6 @@ class Authenticity:
             return Screened(content, result.header, tuple(hops), refusal=reply)
         if disposition == "quarantine":
             reason = f"DMARC policy of {domain} is quarantine and the message failed"
-            hops.append(Hop("quarantined", "junk", {"folder": JUNK, "reason": reason}))
+            hops.append(Hop(Step.QUARANTINED, Outcome.JUNK, {"folder": JUNK, "reason": reason}))
             return Screened(content, result.header, tuple(hops), folder=JUNK)
         return Screened(content, result.header, tuple(hops))

@@ -18,7 +18,7 @@ from typing import Any
 import aiosmtplib
 
 from sandbox.relay.routing import Route
-from sandbox.store import Hop
+from sandbox.store import Hop, Outcome, Step
 
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
@@ -115,13 +115,13 @@ async def deliver(
             if not _is_sandbox_address(address):
                 # Never a connection to a real host, whatever a zone's records say.
                 reason = "not a loopback address: the sandbox never connects outside the machine"
-                hops.append(Hop("connect", "refused", {**where, "error": reason}))
+                hops.append(Hop(Step.CONNECT, Outcome.REFUSED, {**where, "error": reason}))
                 last_failure = f"451 4.4.1 {target.host} [{address}]: {reason}"
                 continue
             key: Key = (address, target.port, envelope.source_address, envelope.helo)
             idle = cache.take(key) if cache is not None else None
             if idle is not None:
-                hops.append(Hop("connect", "reused", where))
+                hops.append(Hop(Step.CONNECT, Outcome.REUSED, where))
                 attempt = await _transaction(
                     idle.client, envelope, target.host, where, hops, tls_context, idle.tls
                 )
@@ -143,7 +143,7 @@ async def deliver(
             except aiosmtplib.SMTPConnectResponseError as exc:
                 # A 5xx greeting refuses the session for good (RFC 5321 §3.1); 4xx: next host.
                 reply = _reply(exc)
-                hops.append(Hop("connect", "refused", {**where, "reply": reply}))
+                hops.append(Hop(Step.CONNECT, Outcome.REFUSED, {**where, "reply": reply}))
                 if exc.code >= 500:
                     bounced = tuple((r, reply) for r in envelope.recipients)
                     return Attempt(
@@ -153,9 +153,9 @@ async def deliver(
                 continue
             except (aiosmtplib.SMTPException, OSError) as exc:
                 last_failure = f"451 4.4.1 {target.host} [{address}]:{target.port}: {_why(exc)}"
-                hops.append(Hop("connect", "failed", {**where, "error": _why(exc)}))
+                hops.append(Hop(Step.CONNECT, Outcome.FAILED, {**where, "error": _why(exc)}))
                 continue
-            hops.append(Hop("connect", "connected", where))
+            hops.append(Hop(Step.CONNECT, Outcome.CONNECTED, where))
             tls = False
             try:
                 await client.ehlo()
@@ -203,7 +203,7 @@ def _lost(
     # Dropped mid-transaction: RFC 5321 §4.1.1.4/§6.1, nothing was accepted, retry later;
     # a recipient already refused for good at RCPT stays refused.
     reply = f"451 4.4.2 {host}: connection lost ({_why(exc)})"
-    hops.append(Hop("smtp", "deferred", {**where, "reply": reply}))
+    hops.append(Hop(Step.SMTP, Outcome.DEFERRED, {**where, "reply": reply}))
     refused = {rcpt for rcpt, _ in bounced}
     deferred = tuple(r for r in envelope.recipients if r not in refused)
     return Attempt(deferred=deferred, bounced=bounced, reply=reply, remote=host, hops=tuple(hops))
@@ -234,7 +234,7 @@ async def _transaction(
         needs_utf8 = not all(a.isascii() for a in (envelope.sender, *envelope.recipients))
         if needs_utf8 and not client.supports_extension("smtputf8"):
             reply = f"553 5.6.7 {host} does not offer SMTPUTF8, needed for these addresses"
-            hops.append(Hop("smtp", "bounced", {**where, "reply": reply}))
+            hops.append(Hop(Step.SMTP, Outcome.BOUNCED, {**where, "reply": reply}))
             await _quit(client)
             return Attempt(
                 bounced=tuple((r, reply) for r in envelope.recipients),
@@ -265,7 +265,7 @@ async def _transaction(
                 else:
                     bounced.append((rcpt, reply))
                 detail = {**where, "recipient": rcpt, "reply": reply}
-                hops.append(Hop("smtp", "rcpt refused", detail))
+                hops.append(Hop(Step.SMTP, Outcome.RCPT_REFUSED, detail))
         if not accepted:
             await _quit(client)
             decided = bounced[0][1] if bounced else deferred_reply
@@ -279,7 +279,11 @@ async def _transaction(
         response = await client.data(envelope.raw)
         reply = f"{response.code} {response.message}"
         hops.append(
-            Hop("smtp", "delivered", {**where, "recipients": accepted, "reply": reply, "tls": tls})
+            Hop(
+                Step.SMTP,
+                Outcome.DELIVERED,
+                {**where, "recipients": accepted, "reply": reply, "tls": tls},
+            )
         )
         return Attempt(
             delivered=tuple(accepted),
@@ -293,8 +297,8 @@ async def _transaction(
         # RFC 5321 §3.3: the DATA (or MAIL) reply speaks for the recipients not refused at
         # RCPT; a recipient refused there keeps its own outcome.
         reply = _reply(exc)
-        outcome = "deferred" if exc.code < 500 else "bounced"
-        hops.append(Hop("smtp", outcome, {**where, "reply": reply}))
+        outcome = Outcome.DEFERRED if exc.code < 500 else Outcome.BOUNCED
+        hops.append(Hop(Step.SMTP, outcome, {**where, "reply": reply}))
         await _quit(client)
         undecided = _undecided(envelope, deferred, bounced)
         if exc.code < 500:

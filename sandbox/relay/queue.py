@@ -40,7 +40,9 @@ from sandbox.store import (
     Hop,
     NewDelivery,
     NewMessage,
+    Outcome,
     SqliteStore,
+    Step,
     domain_of,
 )
 from sandbox.store import dsn as dsn_store
@@ -196,7 +198,7 @@ class Relay:
         received = received_count(raw)
         if received > self.config.relay.max_received:
             reply = f"554 5.4.6 mail loop: the message has {received} Received: headers"
-            hop = Hop("relay", "loop", {"domain": delivery.domain, "reply": reply})
+            hop = Hop(Step.RELAY, Outcome.LOOP, {"domain": delivery.domain, "reply": reply})
             attempt = Attempt(bounced=tuple((r, reply) for r in delivery.recipients), reply=reply)
             await self._finish(delivery, attempt, [hop], raw=raw)
             return
@@ -244,7 +246,7 @@ class Relay:
         }
         if deferred:
             summary["retry_in_seconds"] = round(next_at - now, 3)
-        all_hops = [*hops, *attempt.hops, Hop("relay", state, summary)]
+        all_hops = [*hops, *attempt.hops, Hop(Step.RELAY, state, summary)]
         dsn = await dsn_store.of_delivery(self.store, delivery.id)
         reports: list[NewMessage] = []
         for action, entries in reports_due(
@@ -284,12 +286,14 @@ class Relay:
     ) -> tuple[NewMessage | None, list[Hop]]:
         """The RFC 3464 report to store (bounce, delay or success) and the hops it adds."""
         params = params or DeliveryDsn()
-        step = "bounce" if action == "failed" else "report"
+        step = Step.BOUNCE if action == "failed" else Step.REPORT
         sender = delivery.envelope_from
         if not sender:
             # RFC 5321 §4.5.5 and RFC 3464: a bounce is never bounced (no mail loops).
             reason = "the failed message was itself a bounce"
-            return None, [Hop("bounce", "not sent", {"domain": delivery.domain, "reason": reason})]
+            return None, [
+                Hop(Step.BOUNCE, Outcome.NOT_SENT, {"domain": delivery.domain, "reason": reason})
+            ]
         reporting = self.config.smtp.hostname
         queue_id = secrets.token_hex(6)
         dsn = build_dsn(
@@ -311,7 +315,7 @@ class Relay:
         hops = [
             Hop(
                 step,
-                "generated",
+                Outcome.GENERATED,
                 {
                     action: [r for r, _ in failures],
                     "queue_id": queue_id,
@@ -320,12 +324,14 @@ class Relay:
             )
         ]
         if fake:
-            hops.append(Hop("queued", "queued", {"domain": sender_domain, "recipients": [sender]}))
+            hops.append(
+                Hop(Step.QUEUED, Outcome.QUEUED, {"domain": sender_domain, "recipients": [sender]})
+            )
         else:
             hops.append(
                 Hop(
-                    "stored",
-                    "held",
+                    Step.STORED,
+                    Outcome.HELD,
                     {
                         "mailbox": sender,
                         "folder": INBOX,
@@ -343,7 +349,9 @@ class Relay:
             queue_id=queue_id,
             deliveries=(NewDelivery(sender_domain, (sender,)),) if fake else (),
         )
-        sent = Hop(step, "sent", {"domain": delivery.domain, "to": sender, "queue_id": queue_id})
+        sent = Hop(
+            step, Outcome.SENT, {"domain": delivery.domain, "to": sender, "queue_id": queue_id}
+        )
         return message, [sent]
 
     # --- who we are on the wire -------------------------------------------------------

@@ -19,7 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
-from sandbox.store import Hop
+from sandbox.store import Hop, Outcome, Step
 
 
 @dataclass(frozen=True)
@@ -53,22 +53,22 @@ async def find_route(
     def hop(outcome: str, **detail: Any) -> None:
         if detail.get("cached") is False:
             del detail["cached"]
-        hops.append(Hop("dns", outcome, {"domain": domain, **detail}))
+        hops.append(Hop(Step.DNS, outcome, {"domain": domain, **detail}))
 
     try:
         answer, cached = await _resolve(resolver, domain, "MX")
     except dns.resolver.NXDOMAIN:
-        hop("nxdomain", query=f"{domain} MX")
+        hop(Outcome.NXDOMAIN, query=f"{domain} MX")
         return NoRoute(True, f"550 5.1.2 {domain}: no such domain (NXDOMAIN)", tuple(hops))
     except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-        hop("failed", query=f"{domain} MX", error=_dns_error(exc))
+        hop(Outcome.FAILED, query=f"{domain} MX", error=_dns_error(exc))
         return NoRoute(
             False, f"451 4.4.3 {domain}: DNS lookup failed ({_dns_error(exc)})", tuple(hops)
         )
 
     records = [(int(r.preference), r.exchange) for r in answer.rrset] if answer.rrset else []
     if len(records) == 1 and records[0][1] == dns.name.root:
-        hop("null mx", query=f"{domain} MX", answer="0 .", cached=cached)
+        hop(Outcome.NULL_MX, query=f"{domain} MX", answer="0 .", cached=cached)
         return NoRoute(
             True,
             f"556 5.1.10 {domain} accepts no mail: it publishes a null MX (RFC 7505)",
@@ -78,7 +78,7 @@ async def find_route(
     if not records:
         # RFC 5321 §5.1: no MX records → the domain itself is the host, preference 0.
         hop(
-            "implicit mx",
+            Outcome.IMPLICIT_MX,
             query=f"{domain} MX",
             answer="no MX: trying the domain's A record",
             cached=cached,
@@ -86,14 +86,14 @@ async def find_route(
         hosts = [(0, domain)]
     else:
         answer_text = ", ".join(f"{p} {h}" for p, h in sorted(records))
-        hop("mx", query=f"{domain} MX", answer=answer_text, cached=cached)
+        hop(Outcome.MX, query=f"{domain} MX", answer=answer_text, cached=cached)
         hosts = [(pref, name.to_text(omit_final_dot=True)) for pref, name in _order(records)]
 
     targets = []
     for preference, host in hosts:
         addresses, cached = await _addresses(resolver, host)
         hop(
-            "address" if addresses else "no address",
+            Outcome.ADDRESS if addresses else Outcome.NO_ADDRESS,
             query=f"{host} A",
             answer=", ".join(addresses) or "none",
             cached=cached,

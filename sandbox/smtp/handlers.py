@@ -33,7 +33,9 @@ from sandbox.store import (
     Hop,
     NewDelivery,
     NewMessage,
+    Outcome,
     SqliteStore,
+    Step,
     domain_of,
     normalize_address,
 )
@@ -129,7 +131,7 @@ class BaseHandler(ABC):
     """Shared EHLO, RCPT limits, DATA bookkeeping and error replies."""
 
     server_name = "smtp"
-    arrival_step = "received"
+    arrival_step = Step.RECEIVED
     # RFC 6409 §8.2, §8.3: a submission server adds a missing Date: and Message-ID:.
     completes_headers = False
     auth: Authenticity | None = None  # SPF, DKIM, DMARC (set by the runtime)
@@ -225,7 +227,7 @@ class BaseHandler(ABC):
         )
         arrival = Hop(
             self.arrival_step,
-            "accepted",
+            Outcome.ACCEPTED,
             {
                 "server": self.hostname,
                 "client": peer_text(session.peer),
@@ -319,7 +321,7 @@ class SubmissionHandler(BaseHandler):
     """
 
     server_name = "submission"
-    arrival_step = "submitted"
+    arrival_step = Step.SUBMITTED
     completes_headers = True
 
     def final_delivery(self, copy: Copy) -> bool:
@@ -361,16 +363,16 @@ class SubmissionHandler(BaseHandler):
                 copies.append(Copy(rcpt, INBOX, held=True))
                 reason = f"{domain} is not a sandbox domain: kept here, never sent anywhere"
                 detail = {"mailbox": rcpt, "folder": INBOX, "domain": domain, "reason": reason}
-                hops.append(Hop("stored", "held", detail))
+                hops.append(Hop(Step.STORED, Outcome.HELD, detail))
         deliveries = tuple(NewDelivery(d, tuple(rcpts)) for d, rcpts in by_domain.items())
         hops += [
-            Hop("queued", "queued", {"domain": d.domain, "recipients": list(d.recipients)})
+            Hop(Step.QUEUED, Outcome.QUEUED, {"domain": d.domain, "recipients": list(d.recipients)})
             for d in deliveries
         ]
         if sender and self.config.is_fake_domain(domain_of(sender)):
             copies.append(Copy(sender, SENT, flags=(SEEN,)))
             detail = {"mailbox": sender, "folder": SENT, "domain": domain_of(sender)}
-            hops.append(Hop("stored", "sent copy", detail))
+            hops.append(Hop(Step.STORED, Outcome.SENT_COPY, detail))
         return Plan(tuple(copies), tuple(hops), deliveries)
 
 
@@ -516,8 +518,8 @@ class MxHandler(BaseHandler):
         copies = tuple(Copy(rcpt, INBOX) for rcpt in recipients)
         hops = tuple(
             Hop(
-                "stored",
-                "delivered",
+                Step.STORED,
+                Outcome.DELIVERED,
                 {"mailbox": rcpt, "folder": INBOX, "domain": self.domain},
             )
             for rcpt in recipients

@@ -18,7 +18,7 @@ import aiosqlite
 from sandbox.events import EntriesCopied, EntriesExpunged, Event, MessagesMoved
 from sandbox.store.folders import place_copies
 from sandbox.store.messages import delete_copies
-from sandbox.store.models import INBOX, TRASH, Hop
+from sandbox.store.models import INBOX, TRASH, Hop, Outcome, Step
 from sandbox.store.uids import NEW_UIDVALIDITY
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def _update_job(
                 (time.time(), user, json.dumps(list(retrieved))),
             )
         moves = await _move_to_trash(conn, list(deleted)) if deleted else []
-        hops = [_hop(m.message_id, m.mailbox, user, "deleted", folder=TRASH) for m in moves]
+        hops = [_hop(m.message_id, m.mailbox, user, Outcome.DELETED, folder=TRASH) for m in moves]
         if hops:
             await conn.executemany(
                 "INSERT INTO hops (message_id, at, step, outcome, detail) VALUES (?, ?, ?, ?, ?)",
@@ -159,7 +159,7 @@ def _move_events(moves: list[Move]) -> tuple[Event, ...]:
 
 
 def _hop(message_id: int, mailbox: str, user: str, outcome: str, **extra: str) -> tuple[Any, ...]:
-    hop = Hop("pop3", outcome, {"mailbox": mailbox, "user": user, **extra})
+    hop = Hop(Step.POP3, outcome, {"mailbox": mailbox, "user": user, **extra})
     return (message_id, hop.at, hop.step, hop.outcome, json.dumps(dict(hop.detail)))
 
 

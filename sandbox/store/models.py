@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sandbox.mime import iso_utc
@@ -40,9 +41,73 @@ class Copy:
         object.__setattr__(self, "mailbox", normalize_address(self.mailbox))
 
 
+class Step(StrEnum):
+    """Where on its journey a hop happened. The values are what the store, the JSON of
+    the HTTP API and the webmail carry, so they never change."""
+
+    SUBMITTED = "submitted"  # the submission server accepted it from the app
+    RECEIVED = "received"  # an MX server accepted it from the relay (or anyone)
+    APPENDED = "appended"  # an IMAP client appended it
+    IMPORTED = "imported"  # ``mail-sandbox import`` brought it in
+    SIGNED = "signed"  # DKIM signing at submission
+    AUTHENTICATED = "authenticated"  # SPF, DKIM, DMARC at the MX
+    FORWARDED = "forwarded"
+    QUARANTINED = "quarantined"
+    QUEUED = "queued"  # a relay delivery was queued
+    DNS = "dns"  # MX, then A, through the stub
+    CONNECT = "connect"  # a connection to one MX host
+    SMTP = "smtp"  # the SMTP transaction with it
+    RELAY = "relay"  # the attempt's summary: the delivery's new state
+    STORED = "stored"  # a copy landed in a mailbox folder
+    BOUNCE = "bounce"  # a DSN about a failure (RFC 3464)
+    REPORT = "report"  # a DSN about success or delay (RFC 3461 NOTIFY)
+    POP3 = "pop3"  # a POP3 client deleted its copy
+
+
+class Outcome(StrEnum):
+    """How a hop ended (the authentication hop's outcome is its verdict summary
+    instead, ``spf=pass dkim=pass dmarc=pass``). Values are stored: they never change."""
+
+    ACCEPTED = "accepted"
+    STORED = "stored"
+    IMPORTED = "imported"
+    SIGNED = "signed"
+    KEPT = "kept"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    ERROR = "error"
+    BODY_ALTERED = "body altered"
+    JUNK = "junk"
+    QUEUED = "queued"
+    HELD = "held"
+    SENT_COPY = "sent copy"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    LOOP = "loop"
+    # DNS
+    MX = "mx"
+    IMPLICIT_MX = "implicit mx"
+    NULL_MX = "null mx"
+    NXDOMAIN = "nxdomain"
+    ADDRESS = "address"
+    NO_ADDRESS = "no address"
+    # connections and SMTP replies
+    CONNECTED = "connected"
+    REUSED = "reused"
+    REFUSED = "refused"
+    RCPT_REFUSED = "rcpt refused"
+    # DSNs
+    GENERATED = "generated"
+    SENT = "sent"
+    NOT_SENT = "not sent"
+    DELETED = "deleted"
+
+
 @dataclass(frozen=True)
 class Hop:
-    """One step of a message's journey."""
+    """One step of a message's journey: ``step`` a ``Step``, ``outcome`` an ``Outcome``
+    (both plain strings when read back from the store, and equal to the members)."""
 
     step: str
     outcome: str

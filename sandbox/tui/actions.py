@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sandbox.tui.queries import Row
+from sandbox.store.tui_views import Row
 
 
 class Actions(Protocol):

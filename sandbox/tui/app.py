@@ -30,11 +30,10 @@ from textual.widgets import Footer
 
 from sandbox.config import Config
 from sandbox.runtime import Runtime, StartupError
-from sandbox.store import SqliteStore, StoreError
-from sandbox.tui import queries
+from sandbox.store import SqliteStore, StoreError, tui_views
+from sandbox.store.tui_views import ListQuery, Row
 from sandbox.tui.dialogs import ConfirmScreen, HelpScreen
 from sandbox.tui.message_view import MessageScreen
-from sandbox.tui.queries import ListQuery, Row, parse_search
 from sandbox.tui.screens import (
     ChaosScreen,
     DnsLogScreen,
@@ -42,6 +41,7 @@ from sandbox.tui.screens import (
     SandboxScreen,
     SmtpLogScreen,
 )
+from sandbox.tui.search import parse_search
 from sandbox.tui.source import AttachedSource, LiveSource, Source
 from sandbox.tui.widgets import (
     EndpointsHeader,
@@ -313,19 +313,16 @@ class SandboxApp(App[None]):
         store = self.source.store
         self._counts_stale = False
         self._last_counts = time.monotonic()
-        counts = await queries.tree_counts(store)
+        counts = await tui_views.tree_counts(store)
         self.main.query_one(MailboxTree).show_counts(counts)
-        self._total = await queries.count(store, self.current_query())
+        self._total = await tui_views.count(store, self.current_query())
         self._unread = counts.unread
-        rows = await store.fetchall(
-            "SELECT count(*) FROM deliveries WHERE state IN ('queued', 'deferred')"
-        )
-        self._waiting = int(rows[0][0])
+        self._waiting = await tui_views.waiting_deliveries(store)
         self.show_status()
 
     async def refresh_rate(self) -> None:
         if self.source.is_open:
-            per_minute = await queries.per_minute(self.source.store)
+            per_minute = await tui_views.per_minute(self.source.store)
             self.main.query_one(StatusLine).show_rate(per_minute)
 
     # --- the list -----------------------------------------------------------------------
@@ -406,21 +403,14 @@ class SandboxApp(App[None]):
             self.notify(f"Deleted {count} message{'s' if count != 1 else ''}")
             self.changed({"messages.cleared"})
             return
-        clauses, params = queries._where(place)
-        rows = await store.fetchall(
-            "SELECT e.id FROM entries e JOIN folders f ON f.id = e.folder_id"
-            " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
-            " WHERE " + " AND ".join(clauses),
-            params,
-        )
-        await self._delete([int(r[0]) for r in rows])
+        await self._delete(await tui_views.matching_entry_ids(store, place))
 
     @work(group="resend")
     async def resend(self, row: Row) -> None:
         """Submit the stored bytes again to the submission server, with the same envelope."""
         store = self.source.store
         raw = await store.raw(row.message_id)
-        envelope = await queries.envelope(store, row.message_id)
+        envelope = await tui_views.envelope(store, row.message_id)
         if raw is None or envelope is None:
             self.notify("This message is gone.", severity="error")
             return

@@ -21,9 +21,9 @@ from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent
 from sandbox.auth.verdicts import verdict_lines
 from sandbox.store import Hop
 from sandbox.store.lookup import journey_with_copy_ids
+from sandbox.store.tui_views import Row
 from sandbox.tui.actions import Actions
 from sandbox.tui.dialogs import ConfirmScreen, PathPrompt
-from sandbox.tui.queries import Row
 from sandbox.tui.render import (
     Part,
     headers,

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from sandbox.links import links_in
 from sandbox.mime import body_parts, decoded_text, parse, readable_text
-from sandbox.store import Hop
+from sandbox.store import Hop, Outcome, Step
 
 
 def clock(timestamp: float, *, millis: bool = False) -> str:
@@ -48,20 +48,29 @@ def clip(text: str, width: int) -> str:
 # --- the journey -----------------------------------------------------------------------
 
 GOOD = {
-    "accepted",
-    "delivered",
-    "connected",
-    "reused",
-    "mx",
-    "address",
-    "implicit mx",
-    "sent copy",
-    "queued",
-    "generated",
-    "sent",
+    Outcome.ACCEPTED,
+    Outcome.DELIVERED,
+    Outcome.CONNECTED,
+    Outcome.REUSED,
+    Outcome.MX,
+    Outcome.ADDRESS,
+    Outcome.IMPLICIT_MX,
+    Outcome.SENT_COPY,
+    Outcome.QUEUED,
+    Outcome.GENERATED,
+    Outcome.SENT,
 }
-WARN = {"deferred", "cached", "held", "no address"}
-BAD = {"bounced", "failed", "refused", "rcpt refused", "null mx", "nxdomain", "loop", "not sent"}
+WARN = {Outcome.DEFERRED, "cached", Outcome.HELD, Outcome.NO_ADDRESS}
+BAD = {
+    Outcome.BOUNCED,
+    Outcome.FAILED,
+    Outcome.REFUSED,
+    Outcome.RCPT_REFUSED,
+    Outcome.NULL_MX,
+    Outcome.NXDOMAIN,
+    Outcome.LOOP,
+    Outcome.NOT_SENT,
+}
 
 
 def outcome_style(outcome: str) -> str:
@@ -78,21 +87,21 @@ def stage_of(hop: Hop) -> str:
     """Where on the path a hop happened: the title of its section."""
     d = hop.detail
     step = hop.step
-    if step == "submitted":
+    if step == Step.SUBMITTED:
         return f"app {d.get('client', '')} → submission server {d.get('server', '')}".strip()
-    if step == "received":
+    if step == Step.RECEIVED:
         return f"MX server {d.get('server', '')} receives it"
-    if step == "queued":
+    if step == Step.QUEUED:
         return "relay queue"
-    if step == "dns":
+    if step == Step.DNS:
         return f"DNS: where does {d.get('domain', '')} take mail?"
-    if step in ("connect", "smtp"):
+    if step in (Step.CONNECT, Step.SMTP):
         return f"MX host {d.get('host', '')} ({d.get('address', '')}:{d.get('port', '')})"
-    if step == "stored":
+    if step == Step.STORED:
         return f"mailbox {d.get('mailbox', '')} / {d.get('folder', '')}"
-    if step == "relay":
+    if step == Step.RELAY:
         return f"relay to {d.get('domain', '')}: attempt {d.get('attempt', '')}"
-    if step == "bounce":
+    if step == Step.BOUNCE:
         return "bounce to the sender"
     return step
 
@@ -102,7 +111,7 @@ def describe(hop: Hop) -> str:
     d = hop.detail
     step = hop.step
     parts: list[str] = []
-    if step in ("submitted", "received"):
+    if step in (Step.SUBMITTED, Step.RECEIVED):
         parts.append(f"MAIL FROM:<{d.get('mail_from', '').strip('<>')}>")
         rcpts = d.get("rcpt_to") or []
         parts.append("RCPT TO:" + ",".join(f"<{r}>" for r in rcpts))
@@ -112,22 +121,22 @@ def describe(hop: Hop) -> str:
             parts.append("TLS")
         if d.get("helo"):
             parts.append(f"HELO {d['helo']}")
-    elif step == "queued":
+    elif step == Step.QUEUED:
         parts.append(f"{d.get('domain', '')}: {', '.join(d.get('recipients') or [])}")
-    elif step == "dns":
+    elif step == Step.DNS:
         parts.append(f"{d.get('query', '')} → {d.get('answer') or d.get('error') or hop.outcome}")
         if d.get("cached"):
             parts.append("(cached)")
-    elif step == "connect":
+    elif step == Step.CONNECT:
         parts.append(str(d.get("reply") or d.get("error") or ""))
-    elif step in ("smtp", "relay"):
+    elif step in (Step.SMTP, Step.RELAY):
         parts.append(str(d.get("reply") or ""))
         if d.get("retry_in_seconds") is not None:
             parts.append(f"retry in {d['retry_in_seconds']:g}s")
-    elif step == "stored":
+    elif step == Step.STORED:
         if d.get("reason"):
             parts.append(str(d["reason"]))
-    elif step == "bounce":
+    elif step == Step.BOUNCE:
         if d.get("about") is not None:
             parts.append(f"about #{d['about']}")  # the copy id (see store/lookup.py)
         if d.get("to"):

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from sandbox.chaos import DomainChaos
+from sandbox.store import tui_views
 from sandbox.store.lookup import delivery_copies
 from sandbox.tui.dialogs import ChaosPicker
 from sandbox.tui.render import clip, clock
@@ -133,12 +134,7 @@ class DnsLogScreen(SandboxScreen):
     async def load(self) -> None:
         store = self.source.store
         if self.last_id == 0:  # first load: the newest LOG_ROWS
-            rows = await store.fetchall(
-                "SELECT min(id) FROM (SELECT id FROM events WHERE kind = 'dns.query'"
-                " ORDER BY id DESC LIMIT ?)",
-                (LOG_ROWS,),
-            )
-            self.last_id = int(rows[0][0]) - 1 if rows[0][0] else 0
+            self.last_id = await tui_views.log_start(store, "dns.query", LOG_ROWS)
         events = await store.events(kind="dns.query", after_id=self.last_id, limit=LOG_ROWS)
         table = self.query_one("#dns-table", DataTable)
         if not table.columns:
@@ -183,12 +179,7 @@ class SmtpLogScreen(SandboxScreen):
     async def load(self) -> None:
         store = self.source.store
         if self.last_id == 0:
-            rows = await store.fetchall(
-                "SELECT min(id) FROM (SELECT id FROM events WHERE kind = 'smtp.session'"
-                " ORDER BY id DESC LIMIT ?)",
-                (LOG_ROWS,),
-            )
-            self.last_id = int(rows[0][0]) - 1 if rows[0][0] else 0
+            self.last_id = await tui_views.log_start(store, "smtp.session", LOG_ROWS)
         # A session is logged as it opens and after each message (smtp.progress), then
         # once more when it ends: one row per session, updated in place.
         events = sorted(

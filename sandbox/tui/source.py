@@ -27,7 +27,7 @@ from sandbox.config import Config
 from sandbox.endpoints import read_endpoints
 from sandbox.runtime import Runtime
 from sandbox.store import SqliteStore, journal
-from sandbox.tui.queries import journal_signature
+from sandbox.store.tui_views import journal_signature
 
 POLL_SECONDS = 0.3
 STORE_CHANGED = "store.changed"  # something changed that no event names (attached mode)

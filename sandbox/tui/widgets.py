@@ -14,9 +14,8 @@ from textual.widgets import DataTable, Input, Sparkline, Static, Tree
 from textual.widgets.data_table import ColumnKey
 from textual.widgets.tree import TreeNode
 
-from sandbox.store import SqliteStore
-from sandbox.tui import queries
-from sandbox.tui.queries import ListQuery, Row, TreeCounts
+from sandbox.store import SqliteStore, tui_views
+from sandbox.store.tui_views import ListQuery, Row, TreeCounts
 from sandbox.tui.render import clip, clock_minutes, human_size, stamp
 
 STATE_STYLES = {
@@ -425,7 +424,7 @@ class MessageList(DataTable[Any]):
         assert self.store is not None
         self.generation += 1
         generation = self.generation
-        rows = await queries.window(self.store, query, limit=self.PAGE)
+        rows = await tui_views.window(self.store, query, limit=self.PAGE)
         if generation != self.generation:
             return
         self.list_query = query
@@ -450,17 +449,17 @@ class MessageList(DataTable[Any]):
         generation = self.generation
         following = self.cursor_row < self.NEAR_END or not self.rows_by_id
         if following:
-            rows = await queries.window(self.store, self.list_query, limit=self.PAGE)
+            rows = await tui_views.window(self.store, self.list_query, limit=self.PAGE)
         else:
             floor, newest = min(self.rows_by_id), max(self.rows_by_id)
-            shown = await queries.window(
+            shown = await tui_views.window(
                 self.store,
                 self.list_query,
                 limit=len(self.rows_by_id) + 1,
                 at_least=floor,
                 below=newest + 1,
             )
-            newer = await queries.window(
+            newer = await tui_views.window(
                 self.store, self.list_query, limit=self.PAGE, at_least=newest + 1
             )
             rows = (newer if len(newer) < self.PAGE else []) + shown
@@ -494,7 +493,7 @@ class MessageList(DataTable[Any]):
         self._paging = True
         generation = self.generation
         try:
-            rows = await queries.window(
+            rows = await tui_views.window(
                 self.store, self.list_query, limit=self.PAGE, below=min(self.rows_by_id)
             )
             if generation != self.generation:

@@ -16,16 +16,17 @@ import trustme
 
 from sandbox.config import Config
 from sandbox.imap import ImapListener, ImapSettings, start_imap_server
+from sandbox.runtime import Runtime
 from sandbox.store import Copy, NewMessage
+from sandbox.testing import Sandbox
 from tests.conftest import make_config
-from tests.helpers import ThreadedSandbox
 
 
 @dataclass
 class ImapSandbox:
-    """A ThreadedSandbox with IMAP (STARTTLS offered) and IMAPS listeners."""
+    """A ``sandbox.testing.Sandbox`` with IMAP (STARTTLS offered) and IMAPS listeners."""
 
-    sandbox: ThreadedSandbox
+    sandbox: Sandbox
     imap: ImapListener
     imaps: ImapListener
     ca: trustme.CA
@@ -91,8 +92,7 @@ class ImapSandbox:
             source="test",
             copies=(Copy(to, folder, flags=flags),),
         )
-        runtime = self.sandbox.runtime
-        self.sandbox.call(lambda: ingest(runtime.store, message))
+        self.sandbox.call(lambda runtime: ingest(runtime.store, message))
 
 
 def nodelay(client: imaplib.IMAP4) -> None:
@@ -101,14 +101,13 @@ def nodelay(client: imaplib.IMAP4) -> None:
 
 
 def start_imap(
-    sandbox: ThreadedSandbox, settings: ImapSettings, ca: trustme.CA
+    sandbox: Sandbox, settings: ImapSettings, ca: trustme.CA
 ) -> tuple[ImapListener, ImapListener]:
     cert = ca.issue_cert("127.0.0.1", "localhost")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_ctx)
-    runtime = sandbox.runtime
 
-    async def start() -> tuple[ImapListener, ImapListener]:
+    async def start(runtime: Runtime) -> tuple[ImapListener, ImapListener]:
         from sandbox.imap import ImapBackend
 
         backend = ImapBackend(runtime.store, runtime.bus)
@@ -134,7 +133,7 @@ def imap_sandbox(
     config = config or make_config(tmp_path)
     ca_file = tmp_path / "imap-test-ca.pem"  # the sandbox keeps its own ca.pem beside the data
     ca.cert_pem.write_to_path(str(ca_file))
-    with ThreadedSandbox(config) as sandbox:
+    with Sandbox(config=config) as sandbox:
         imap_settings = ImapSettings.from_config(config, **settings)
         plain, secure = start_imap(sandbox, imap_settings, ca)
         running = ImapSandbox(sandbox, plain, secure, ca, ca_file)
@@ -147,7 +146,7 @@ def imap_sandbox(
                 with contextlib.suppress(Exception):
                     client.shutdown()
 
-            async def stop() -> None:
+            async def stop(runtime: Runtime) -> None:
                 for listener in (plain, secure):
                     listener.close()
                 for listener in (plain, secure):

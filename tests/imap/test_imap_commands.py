@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import imaplib
 import smtplib
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -265,7 +267,7 @@ def test_non_ascii_folder_names_in_modified_utf7(imap: ImapSandbox) -> None:
     client = imap.client(LARRY)
     assert client.create("&ZeVnLIqe-")[0] == "OK"  # 日本語
     assert b'"/" &ZeVnLIqe-' in b"".join(client.list()[1])
-    folders = imap.sandbox.call(lambda: imap.imap.backend.folders(LARRY))
+    folders = imap.sandbox.call(lambda _: imap.imap.backend.folders(LARRY))
     assert "日本語" in {f.name for f in folders}
 
 
@@ -360,7 +362,7 @@ def test_body_sets_seen_but_peek_does_not(imap: ImapSandbox) -> None:
     client = selected(imap, "one", "two")
     client.fetch("1", "(BODY.PEEK[])")
     client.fetch("2", "(BODY[TEXT])")
-    flags = {r.subject: r.flags for r in imap.sandbox.messages(to=LARRY)}
+    flags = {r.subject: r.flags for r in imap.sandbox.messages(to=LARRY, folder=None)}
     assert flags == {"one": (), "two": ("\\Seen",)}
 
 
@@ -404,7 +406,7 @@ def test_store_forms_and_keywords(imap: ImapSandbox) -> None:
     assert client.store("1", "FLAGS.SILENT", "()") == ("OK", [None])
     with pytest.raises(imaplib.IMAP4.error, match="Expected FLAGS"):
         client.store("1", "LABELS", "(x)")
-    [record] = imap.sandbox.messages(to=LARRY)
+    [record] = imap.sandbox.messages(to=LARRY, folder=None)
     assert record.flags == ()
 
 
@@ -450,18 +452,14 @@ def test_expunge_close_unselect(imap: ImapSandbox) -> None:
     assert client.expunge() == ("OK", [b"3", b"1"])  # highest first, each renumbers after it
     client.store("1", "+FLAGS", "\\Deleted")
     assert client.unselect()[0] == "OK"
-    assert len(imap.sandbox.messages(to=LARRY)) == 1
+    assert len(imap.sandbox.messages(to=LARRY, folder=None)) == 1
     client.select("INBOX")
     assert client.close()[0] == "OK"
     assert client.state == "AUTH"
-    assert imap.sandbox.messages(to=LARRY) == []
+    assert imap.sandbox.messages(to=LARRY, folder=None) == []
     # the messages rows went with their last copies
-    assert (
-        imap.sandbox.call(lambda: imap.sandbox.store.fetchall("SELECT count(*) FROM messages"))[0][
-            0
-        ]
-        == 0
-    )
+    with contextlib.closing(sqlite3.connect(imap.sandbox.data_path)) as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (0,)
 
 
 def test_two_sessions_see_each_others_expunges_and_flags(imap: ImapSandbox) -> None:
@@ -501,7 +499,7 @@ def test_idle_hears_smtp_delivery_within_a_second(imap: ImapSandbox) -> None:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "app@alpha.test", LARRY, "ping"
     msg.set_content("hello\n")
-    host, port = imap.sandbox.smtp
+    host, port = imap.sandbox.smtp_address
     with smtplib.SMTP(host, port, timeout=10) as smtp:
         smtp.send_message(msg)
     client.sock.settimeout(1.0)

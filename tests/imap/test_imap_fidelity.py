@@ -82,7 +82,7 @@ def test_bad_mailbox_names_are_refused_and_the_session_goes_on(imap: ImapSandbox
         b"c BAD Syntax error: Mailbox names cannot contain NUL or other control characters"
     )
     assert tagged(data, b"d").startswith(b"d OK")
-    folders = imap.sandbox.call(lambda: imap.imap.backend.folders(LARRY))
+    folders = imap.sandbox.call(lambda _: imap.imap.backend.folders(LARRY))
     assert {f.name for f in folders} == {"INBOX", "Junk", "Sent", "Trash", "日本語"}
 
 

@@ -1,4 +1,4 @@
-"""The TUI's own read queries: windows of the message list, folder counts, throughput.
+"""Read views for the TUI: windows of the message list, folder counts, throughput.
 
 Everything here is one SQL statement on the store's reader connection, bounded by a
 LIMIT, so the UI never holds more than a window of a 100,000-message store. Newest
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.store import SqliteStore
+from sandbox.store.sqlite import SqliteStore
 
 # A list state derived from the store, per copy:
 #   held       the copy of a recipient outside the sandbox (entries.held)
@@ -59,38 +59,6 @@ class ListQuery:
     @property
     def searching(self) -> bool:
         return any((self.sender, self.to, self.subject, self.text))
-
-
-def parse_search(text: str) -> dict[str, str | None]:
-    """``from:ann to:beta.test subject:"order 7" invoice`` → the fields; the rest is text."""
-    terms: dict[str, str | None] = {}
-    rest: list[str] = []
-    for word in _split(text):
-        key, sep, value = word.partition(":")
-        if sep and key.lower() in ("from", "to", "subject") and value:
-            terms[key.lower()] = value
-        else:
-            rest.append(word)
-    terms["text"] = " ".join(rest) or None
-    return terms
-
-
-def _split(text: str) -> list[str]:
-    words: list[str] = []
-    current = ""
-    quoted = False
-    for char in text:
-        if char == '"':
-            quoted = not quoted
-        elif char.isspace() and not quoted:
-            if current:
-                words.append(current)
-            current = ""
-        else:
-            current += char
-    if current:
-        words.append(current)
-    return words
 
 
 @dataclass(frozen=True)
@@ -327,3 +295,33 @@ async def journal_signature(store: SqliteStore) -> tuple[Any, ...]:
         " (SELECT count(*) FROM deliveries WHERE state IN ('queued', 'deferred'))"
     )
     return tuple(rows[0])
+
+
+async def matching_entry_ids(store: SqliteStore, query: ListQuery) -> list[int]:
+    """Every copy the list shows for ``query`` (a place in the tree), for deleting them."""
+    clauses, params = _where(query)
+    sql = (
+        "SELECT e.id FROM entries e JOIN folders f ON f.id = e.folder_id"
+        " JOIN mailboxes mb ON mb.id = f.mailbox_id JOIN messages m ON m.id = e.message_id"
+    )
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return [int(r[0]) for r in await store.fetchall(sql, params)]
+
+
+async def waiting_deliveries(store: SqliteStore) -> int:
+    """Relay deliveries not done yet: queued, or deferred until a retry."""
+    rows = await store.fetchall(
+        "SELECT count(*) FROM deliveries WHERE state IN ('queued', 'deferred')"
+    )
+    return int(rows[0][0])
+
+
+async def log_start(store: SqliteStore, kind: str, rows: int) -> int:
+    """The event id just before the newest ``rows`` events of ``kind`` (0 when none):
+    where a log screen starts reading on its first load."""
+    found = await store.fetchall(
+        "SELECT min(id) FROM (SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT ?)",
+        (kind, rows),
+    )
+    return int(found[0][0]) - 1 if found[0][0] else 0
