@@ -191,9 +191,9 @@ class ImapBackend:
     async def folder(self, address: str, name: str) -> Folder | None:
         return await self.store.read(lambda conn: folders.get_folder(conn, address, name))
 
-    async def create_folder(self, address: str, name: str) -> bool:
+    async def create_folder(self, address: str, name: str, *, subscribed: bool) -> bool:
         """False when it exists already."""
-        return await self.store.commit(folders.create(address, name))
+        return await self.store.commit(folders.create(address, name, subscribed=subscribed))
 
     async def delete_folder(self, folder: Folder, origin: str) -> None:
         await self.store.commit(folders.delete(folder, origin))

@@ -30,6 +30,8 @@ from sandbox.imap.state import Bad
 
 Emit = Callable[[bytes], Awaitable[None]]
 
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
 
 def has_flag(flags: Iterable[str], flag: str) -> bool:
     """Flags compare case-insensitively (RFC 3501 §2.3.2)."""
@@ -51,6 +53,7 @@ class Selected:
     flags_pending: dict[int, tuple[str, ...]] = field(default_factory=dict)
     expunge_pending: set[int] = field(default_factory=set)
     next_body_index: int = -1  # where the last body FETCH ended, to spot a sequential reader
+    keywords: list[str] = field(default_factory=list)  # as told in the last untagged FLAGS
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -61,6 +64,27 @@ class Selected:
     def index_of(self, uid: int) -> int | None:
         i = bisect.bisect_left(self.uids, uid)
         return i if i < len(self.uids) and self.uids[i] == uid else None
+
+    def flags_responses(self) -> bytes:
+        """The untagged FLAGS and PERMANENTFLAGS that describe this folder (§7.2.6, §7.1)."""
+        permanent = "" if self.readonly else " ".join((*SYSTEM_FLAGS, "\\*"))
+        return (
+            f"* FLAGS ({' '.join((*SYSTEM_FLAGS, *self.keywords))})\r\n"
+            f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n"
+        ).encode()
+
+    async def announce(self, flags: Iterable[str], emit: Emit) -> None:
+        """Tell of keywords the client has not heard of yet, before any FETCH shows them.
+
+        RFC 3501 §7.2.6 / RFC 9051 §7.3.5: FLAGS lists the flags applicable in the
+        mailbox; a client may take anything outside it for an error, so a keyword new to
+        this session (set here, by another session or by APPEND) gets FLAGS first.
+        """
+        known = {k.upper() for k in self.keywords}
+        new = [f for f in dict.fromkeys(flags) if not f.startswith("\\") and f.upper() not in known]
+        if new:
+            self.keywords.extend(new)
+            await emit(self.flags_responses())
 
     def render_flags(self, entry: Entry) -> bytes:
         """An entry's flag list as the client sees it, ``\\Recent`` included."""
@@ -157,6 +181,7 @@ class Selected:
             after = self.uids[-1] if self.uids else 0
             fresh_entries = await backend.entries(self.folder.id, after)
             if fresh_entries:
+                await self.announce((f for e in fresh_entries for f in e.flags), emit)
                 self.entries.extend(fresh_entries)
                 self.reindex()
                 uids = [e.uid for e in fresh_entries]
@@ -170,6 +195,7 @@ class Selected:
                 )
         if self.flags_pending:
             pending, self.flags_pending = self.flags_pending, {}
+            await self.announce((f for flags in pending.values() for f in flags), emit)
             for uid, flags in sorted(pending.items()):
                 i = self.index_of(uid)
                 if i is None or self.entries[i].flags == flags:

@@ -59,7 +59,6 @@ from sandbox.store import INBOX, SENT, TRASH, normalize_address
 
 __all__ = ["ImapSettings", "Session", "State"]
 
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 DELIMITER = "/"
 ALL_USER = "all"
 _PROTECTED = frozenset({INBOX, SENT, TRASH})  # ingest delivers into these; never removed
@@ -388,10 +387,8 @@ class Session:
         # new_pending stays as the watch left it: a delivery that raced the snapshot is
         # picked up by the sync before the tagged OK (an extra query only when one came).
         self.state = State.SELECTED
-        all_flags = " ".join((*SYSTEM_FLAGS, *snap.keywords))
-        await self.emit(f"* FLAGS ({all_flags})\r\n".encode())
-        permanent = "" if readonly else " ".join((*SYSTEM_FLAGS, "\\*"))
-        await self.emit(f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n".encode())
+        sel.keywords = list(snap.keywords)
+        await self.emit(sel.flags_responses())
         await self.emit(f"* {len(sel.entries)} EXISTS\r\n* {len(sel.recent)} RECENT\r\n".encode())
         if snap.first_unseen is not None:
             await self.emit(f"* OK [UNSEEN {snap.first_unseen + 1}] First unseen\r\n".encode())
@@ -411,7 +408,7 @@ class Session:
             raise No(f"Cannot create {cmd.mailbox!r} here", "CANNOT")
         if key[1] == INBOX:
             raise No("INBOX always exists", "ALREADYEXISTS")
-        if not await self.backend.create_folder(*key):
+        if not await self.backend.create_folder(*key, subscribed=False):
             raise No(f"{cmd.mailbox} already exists", "ALREADYEXISTS")
         await self._ok(cmd.tag, "CREATE completed")
 
@@ -638,6 +635,7 @@ class Session:
         ids = [sel.entries[i].entry_id for i in indexes]
         new = await self.backend.update_flags(sel.folder, ids, cmd.mode, cmd.flags, self.origin)
         sel.apply_flags(new)
+        await sel.announce((f for flags in new.values() for f in flags), self.emit)
         if not cmd.silent:
             for i in indexes:
                 entry = sel.entries[i]

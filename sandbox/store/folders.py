@@ -191,8 +191,8 @@ async def ensure_mailbox(conn: aiosqlite.Connection, address: str) -> tuple[None
     return None, ()
 
 
-def create(address: str, name: str) -> CommitJob[bool]:
-    """False when it exists already."""
+def create(address: str, name: str, *, subscribed: bool) -> CommitJob[bool]:
+    """False when it exists already. IMAP's CREATE does not subscribe (RFC 3501 §6.3.3)."""
 
     async def job(conn: aiosqlite.Connection) -> tuple[bool, tuple[Event, ...]]:
         await conn.execute(
@@ -201,10 +201,10 @@ def create(address: str, name: str) -> CommitJob[bool]:
             (address, domain_of(address)),
         )
         cursor = await conn.execute(
-            "INSERT INTO folders (mailbox_id, name, uidvalidity)"
-            f" SELECT id, ?, {NEW_UIDVALIDITY} FROM mailboxes WHERE address = ?"
+            "INSERT INTO folders (mailbox_id, name, uidvalidity, subscribed)"
+            f" SELECT id, ?, {NEW_UIDVALIDITY}, ? FROM mailboxes WHERE address = ?"
             " ON CONFLICT (mailbox_id, name) DO NOTHING",
-            (name, address),
+            (name, int(subscribed), address),
         )
         created = cursor.rowcount > 0
         return created, (FolderChanged(address, name, "created"),) if created else ()
