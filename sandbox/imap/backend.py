@@ -302,6 +302,15 @@ class ImapBackend:
         )
         return stored.copies[0].uid
 
+    async def copy_with_message_id(self, folder: Folder, raw: bytes) -> int | None:
+        """The UID of a copy in ``folder`` with the Message-ID of ``raw`` (None: none)."""
+        wanted = parse_message(raw).get("message-id")
+        if not wanted or not wanted.strip().strip("<>"):
+            return None
+        return await self.store.read(
+            partial(folders.uid_by_message_id, folder_id=folder.id, message_id=wanted)
+        )
+
     # --- message data (immutable, so cached by message id) ---------------------------
 
     async def meta(self, message_ids: Sequence[int]) -> dict[int, Meta]:

@@ -78,6 +78,7 @@ class ImapSettings:
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
     max_nesting: int = 32  # nested search keys; deeper gets a tagged BAD
     require_tls_for_auth: bool = False  # LOGINDISABLED until STARTTLS (RFC 3501 §6.2.3)
+    dedupe_sent: bool = True  # APPEND to Sent of a Message-ID already there keeps one copy
     accounts: tuple[tuple[str, str], ...] = ()  # (address, password)
     # With accounts, `all` logs in only when allowed, and then with all_password
     # (empty: refused). Without accounts it opens with any password.
@@ -102,6 +103,7 @@ class ImapSettings:
             "max_connections",
             "max_nesting",
             "require_tls_for_auth",
+            "dedupe_sent",
         ):
             if hasattr(imap, name):
                 values[name] = getattr(imap, name)
@@ -499,7 +501,11 @@ class Session:
         flags = tuple(f for f in cmd.flags if f.upper() != "\\RECENT")
         when = cmd.date.timestamp() if cmd.date else time.time()
         assert self.user is not None
-        uid = await self.backend.append(folder, cmd.message, flags, when, self.user)
+        uid = None
+        if self.settings.dedupe_sent and folder.name == SENT:
+            uid = await self.backend.copy_with_message_id(folder, cmd.message)
+        if uid is None:
+            uid = await self.backend.append(folder, cmd.message, flags, when, self.user)
         await self._ok(cmd.tag, "APPEND completed", f"APPENDUID {folder.uidvalidity} {uid}")
 
     async def do_namespace(self, cmd: Command) -> None:

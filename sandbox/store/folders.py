@@ -157,6 +157,19 @@ async def sizes(
     return [(int(r[0]), int(r[1]), float(r[2])) for r in rows]
 
 
+async def uid_by_message_id(
+    conn: aiosqlite.Connection, folder_id: int, message_id: str
+) -> int | None:
+    """The lowest UID in the folder of a message with this Message-ID header."""
+    rows = await conn.execute_fetchall(
+        "SELECT min(e.uid) FROM entries e JOIN messages m ON m.id = e.message_id"
+        " WHERE e.folder_id = ? AND lower(trim(coalesce(m.message_id, ''), '<>')) = ?",
+        (folder_id, message_id.strip().strip("<>").lower()),
+    )
+    first = next(iter(rows), None)
+    return None if first is None or first[0] is None else int(first[0])
+
+
 async def header_blocks(
     conn: aiosqlite.Connection, message_ids: Sequence[int]
 ) -> list[tuple[int, bytes]]:

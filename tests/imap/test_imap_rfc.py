@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 import socket
+from pathlib import Path
 
-from tests.imap.conftest import ImapSandbox
+import trustme
+
+from tests.imap.conftest import ImapSandbox, imap_sandbox
 from tests.imap.test_imap_fidelity import read_until, tagged
 
 LARRY = "larry@beta.test"
@@ -78,3 +81,24 @@ def test_a_keyword_that_comes_with_append_is_announced(imap: ImapSandbox) -> Non
     data += run(mine, b"c", b"FETCH 1 FLAGS")
     assert b"$Work)\r\n" in data
     assert data.index(b"* FLAGS (") < data.index(b"* 1 FETCH (FLAGS ($Work")
+
+
+def test_appending_to_sent_what_is_filed_there_keeps_one_copy(imap: ImapSandbox) -> None:
+    imap.deliver(LARRY, subject="report", folder="Sent")  # as the submission server files it
+    sock = login(imap)
+    message = b"From: larry@beta.test\r\nMessage-ID: <report@alpha.test>\r\n\r\nhi\r\n"
+    data = run(sock, b"a", b"APPEND Sent (\\Seen) {%d+}\r\n" % len(message) + message)
+    assert re.search(rb"a OK \[APPENDUID \d+ 1\]", data), data
+    assert b"MESSAGES 1)" in run(sock, b"b", b"STATUS Sent (MESSAGES)")
+    other = b"From: larry@beta.test\r\nMessage-ID: <other@alpha.test>\r\n\r\nhi\r\n"
+    run(sock, b"c", b"APPEND Sent {%d+}\r\n" % len(other) + other)
+    assert b"MESSAGES 2)" in run(sock, b"d", b"STATUS Sent (MESSAGES)")
+
+
+def test_dedupe_sent_off_keeps_both(tmp_path: Path, ca: trustme.CA) -> None:
+    for imap in imap_sandbox(tmp_path, ca, dedupe_sent=False):
+        imap.deliver(LARRY, subject="report", folder="Sent")
+        sock = login(imap)
+        message = b"Message-ID: <report@alpha.test>\r\n\r\nhi\r\n"
+        run(sock, b"a", b"APPEND Sent {%d+}\r\n" % len(message) + message)
+        assert b"MESSAGES 2)" in run(sock, b"b", b"STATUS Sent (MESSAGES)")
