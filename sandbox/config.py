@@ -115,6 +115,9 @@ class ImapConfig:
     max_bad_commands: int = 20  # then * BYE and a close
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
     max_nesting: int = 32  # levels of nested search keys; deeper gets a tagged BAD
+    # A client's APPEND to Sent of what the submission server already filed there (same
+    # Message-ID) keeps the one copy (neomutt, Thunderbird save their own).
+    dedupe_sent: bool = True
 
 
 @dataclass(frozen=True)

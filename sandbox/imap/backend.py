@@ -191,9 +191,9 @@ class ImapBackend:
     async def folder(self, address: str, name: str) -> Folder | None:
         return await self.store.read(lambda conn: folders.get_folder(conn, address, name))
 
-    async def create_folder(self, address: str, name: str) -> bool:
+    async def create_folder(self, address: str, name: str, *, subscribed: bool) -> bool:
         """False when it exists already."""
-        return await self.store.commit(folders.create(address, name))
+        return await self.store.commit(folders.create(address, name, subscribed=subscribed))
 
     async def delete_folder(self, folder: Folder, origin: str) -> None:
         await self.store.commit(folders.delete(folder, origin))
@@ -301,6 +301,15 @@ class ImapBackend:
             ),
         )
         return stored.copies[0].uid
+
+    async def copy_with_message_id(self, folder: Folder, raw: bytes) -> int | None:
+        """The UID of a copy in ``folder`` with the Message-ID of ``raw`` (None: none)."""
+        wanted = parse_message(raw).get("message-id")
+        if not wanted or not wanted.strip().strip("<>"):
+            return None
+        return await self.store.read(
+            partial(folders.uid_by_message_id, folder_id=folder.id, message_id=wanted)
+        )
 
     # --- message data (immutable, so cached by message id) ---------------------------
 

@@ -1,18 +1,12 @@
-"""One IMAP connection's protocol state and its commands, over the backend (RFC 3501).
+"""One IMAP connection's commands, over the backend (RFC 3501): the dispatcher.
 
-Theory of operation: a session is in one of four states (§3). Not authenticated →
-LOGIN/AUTHENTICATE → authenticated → SELECT/EXAMINE → selected; CLOSE, UNSELECT or a
-failed SELECT go back to authenticated, LOGOUT (or a BYE) ends in logout. ``ALLOWED``
-below is the one table of which commands each state accepts: a command outside it is
-refused with BAD before any ``do_<name>`` method runs. Commands report failure by
-raising an ``ImapError`` that knows its own status (NO, BAD, BYE) and renders itself
-with the tag.
-
-While a folder is selected the session watches it through the backend. Changes made by
-other sessions, SMTP deliveries or the TUI arrive as bus events and are queued; they are
-told to the client at the points RFC 3501 §5.2/§7.4.1 allow — after any command, except
-that EXPUNGE is never sent during FETCH, STORE or SEARCH (sequence numbers must not shift
-under a client that is using them) — and at once while the client IDLEs (RFC 2177).
+Theory of operation: ``execute`` checks a command against the state table in ``state``
+(refused with BAD before any handler runs), then calls its ``do_<name>`` method here.
+Handlers fail by raising an ``ImapError`` that renders itself with the tag. Each concern
+has one home (pymap's layout): ``state`` holds the states, errors and ``ALLOWED``;
+``selected`` the selected mailbox, its sequence numbers and the sync of changes that
+other sessions, deliveries and the TUI make (told after each command, and at once during
+IDLE); ``fetch`` what a FETCH item needs and how it renders; ``search`` SEARCH keys.
 """
 
 from __future__ import annotations
@@ -21,36 +15,25 @@ import asyncio
 import base64
 import binascii
 import bisect
-import email.utils
-import quopri
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from enum import Enum
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from sandbox.events import (
-    EntriesCopied,
-    EntriesExpunged,
-    Event,
-    FlagsChanged,
-    MessagesCleared,
-    MessagesPruned,
-    MessageStored,
-    StoreResynced,
-)
+from sandbox.events import Event
 from sandbox.imap import response as R
-from sandbox.imap.backend import Entry, Folder, FolderKey, ImapBackend, Meta
-from sandbox.imap.message import (
-    Part,
-    SectionMissing,
-    decode_words,
-    field_value,
-    header_fields,
-    section_bytes,
+from sandbox.imap.backend import Folder, FolderKey, ImapBackend
+from sandbox.imap.fetch import (
+    FETCH_CHUNK,
+    READ_AHEAD,
+    fetch_items,
+    needs_header,
+    needs_raw,
+    needs_structure,
+    sets_seen,
 )
+from sandbox.imap.message import Part
 from sandbox.imap.parser import (
     Append,
     Authenticate,
@@ -65,21 +48,20 @@ from sandbox.imap.parser import (
     MailboxCommand,
     Rename,
     Search,
-    SearchKey,
-    SeqRange,
-    SequenceSet,
     Status,
     Store,
     UidExpunge,
 )
+from sandbox.imap.search import search
+from sandbox.imap.selected import Selected, has_flag
+from sandbox.imap.state import ALLOWED, Bad, Bye, ImapError, No, State, refusal
 from sandbox.store import INBOX, SENT, TRASH, normalize_address
 
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+__all__ = ["ImapSettings", "Session", "State"]
+
 DELIMITER = "/"
 ALL_USER = "all"
 _PROTECTED = frozenset({INBOX, SENT, TRASH})  # ingest delivers into these; never removed
-_FETCH_CHUNK = 250
-_READ_AHEAD = 128  # messages read along with a one-at-a-time body FETCH (mbsync)
 
 
 @dataclass(frozen=True)
@@ -96,6 +78,7 @@ class ImapSettings:
     max_connections: int = 1000  # per listener; more get * BYE [UNAVAILABLE] and a close
     max_nesting: int = 32  # nested search keys; deeper gets a tagged BAD
     require_tls_for_auth: bool = False  # LOGINDISABLED until STARTTLS (RFC 3501 §6.2.3)
+    dedupe_sent: bool = True  # APPEND to Sent of a Message-ID already there keeps one copy
     accounts: tuple[tuple[str, str], ...] = ()  # (address, password)
     # With accounts, `all` logs in only when allowed, and then with all_password
     # (empty: refused). Without accounts it opens with any password.
@@ -120,6 +103,7 @@ class ImapSettings:
             "max_connections",
             "max_nesting",
             "require_tls_for_auth",
+            "dedupe_sent",
         ):
             if hasattr(imap, name):
                 values[name] = getattr(imap, name)
@@ -129,121 +113,6 @@ class ImapSettings:
                 values[name] = getattr(logins, name)
         values.update(overrides)
         return cls(**values)
-
-
-# --- errors -------------------------------------------------------------------------
-
-
-class ImapError(Exception):
-    """A command's failure, carrying its own reply (pymap's ResponseError)."""
-
-    status: Literal["NO", "BAD", "BYE"] = "NO"
-
-    def __init__(self, text: str, code: str | None = None) -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
-
-    def render(self, tag: str) -> bytes:
-        code = f"[{self.code}] " if self.code else ""
-        if self.status == "BYE":
-            return f"* BYE {code}{self.text}\r\n".encode()
-        return f"{tag} {self.status} {code}{self.text}\r\n".encode()
-
-
-class No(ImapError):
-    status = "NO"
-
-
-class Bad(ImapError):
-    status = "BAD"
-
-
-class Bye(ImapError):
-    """Ends the connection after the reply."""
-
-    status = "BYE"
-
-
-# --- the state table ---------------------------------------------------------------
-
-
-class State(Enum):
-    NOT_AUTHENTICATED = "not authenticated"
-    AUTHENTICATED = "authenticated"
-    SELECTED = "selected"
-    LOGOUT = "logout"
-
-
-_ANY = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
-_NOT_AUTH = frozenset({"STARTTLS", "AUTHENTICATE", "LOGIN"})
-_AUTH = frozenset(
-    {
-        "SELECT",
-        "EXAMINE",
-        "CREATE",
-        "DELETE",
-        "RENAME",
-        "SUBSCRIBE",
-        "UNSUBSCRIBE",
-        "LIST",
-        "LSUB",
-        "STATUS",
-        "APPEND",
-        "NAMESPACE",
-        "ENABLE",
-        "IDLE",
-    }
-)
-_SELECTED = frozenset(
-    {"CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE"}
-)
-ALLOWED: dict[State, frozenset[str]] = {
-    State.NOT_AUTHENTICATED: _ANY | _NOT_AUTH,
-    State.AUTHENTICATED: _ANY | _AUTH,
-    State.SELECTED: _ANY | _AUTH | _SELECTED,
-    State.LOGOUT: frozenset(),
-}
-
-
-def _refusal(state: State, name: str) -> Bad:
-    """Why a command is not allowed here, in words a developer can act on."""
-    if name in _NOT_AUTH:
-        return Bad(f"{name} is not allowed: already authenticated")
-    if state is State.NOT_AUTHENTICATED:
-        return Bad(f"{name} needs a login first (LOGIN or AUTHENTICATE)")
-    if name in _SELECTED:
-        return Bad(f"{name} needs a selected mailbox (SELECT or EXAMINE first)")
-    return Bad(f"{name} is not allowed in the {state.value} state")
-
-
-# --- the selected folder -------------------------------------------------------------
-
-
-@dataclass
-class Selected:
-    """The folder as this session has told the client about it (sequence numbers!)."""
-
-    folder: Folder
-    readonly: bool
-    entries: list[Entry]
-    uids: list[int] = field(default_factory=list)
-    recent: set[int] = field(default_factory=set)
-    new_pending: bool = False
-    resync_pending: bool = False
-    flags_pending: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    expunge_pending: set[int] = field(default_factory=set)
-    next_body_index: int = -1  # where the last body FETCH ended, to spot a sequential reader
-
-    def __post_init__(self) -> None:
-        self.reindex()
-
-    def reindex(self) -> None:
-        self.uids = [e.uid for e in self.entries]
-
-    def index_of(self, uid: int) -> int | None:
-        i = bisect.bisect_left(self.uids, uid)
-        return i if i < len(self.uids) and self.uids[i] == uid else None
 
 
 Send = Callable[[bytes], Awaitable[None]]
@@ -321,7 +190,7 @@ class Session:
         """Run one command; ImapErrors become their reply, anything else propagates."""
         try:
             if command.name not in ALLOWED[self.state]:
-                raise _refusal(self.state, command.name)
+                raise refusal(self.state, command.name)
             handler: Callable[[Any], Awaitable[None]] = getattr(self, "do_" + command.name.lower())
             await handler(command)
             self.bad_commands = 0
@@ -520,10 +389,8 @@ class Session:
         # new_pending stays as the watch left it: a delivery that raced the snapshot is
         # picked up by the sync before the tagged OK (an extra query only when one came).
         self.state = State.SELECTED
-        all_flags = " ".join((*SYSTEM_FLAGS, *snap.keywords))
-        await self.emit(f"* FLAGS ({all_flags})\r\n".encode())
-        permanent = "" if readonly else " ".join((*SYSTEM_FLAGS, "\\*"))
-        await self.emit(f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n".encode())
+        sel.keywords = list(snap.keywords)
+        await self.emit(sel.flags_responses())
         await self.emit(f"* {len(sel.entries)} EXISTS\r\n* {len(sel.recent)} RECENT\r\n".encode())
         if snap.first_unseen is not None:
             await self.emit(f"* OK [UNSEEN {snap.first_unseen + 1}] First unseen\r\n".encode())
@@ -543,7 +410,7 @@ class Session:
             raise No(f"Cannot create {cmd.mailbox!r} here", "CANNOT")
         if key[1] == INBOX:
             raise No("INBOX always exists", "ALREADYEXISTS")
-        if not await self.backend.create_folder(*key):
+        if not await self.backend.create_folder(*key, subscribed=False):
             raise No(f"{cmd.mailbox} already exists", "ALREADYEXISTS")
         await self._ok(cmd.tag, "CREATE completed")
 
@@ -634,7 +501,11 @@ class Session:
         flags = tuple(f for f in cmd.flags if f.upper() != "\\RECENT")
         when = cmd.date.timestamp() if cmd.date else time.time()
         assert self.user is not None
-        uid = await self.backend.append(folder, cmd.message, flags, when, self.user)
+        uid = None
+        if self.settings.dedupe_sent and folder.name == SENT:
+            uid = await self.backend.copy_with_message_id(folder, cmd.message)
+        if uid is None:
+            uid = await self.backend.append(folder, cmd.message, flags, when, self.user)
         await self._ok(cmd.tag, "APPEND completed", f"APPENDUID {folder.uidvalidity} {uid}")
 
     async def do_namespace(self, cmd: Command) -> None:
@@ -665,7 +536,7 @@ class Session:
         sel = self._sel()
         if not sel.readonly:
             # §6.4.2: CLOSE expunges without untagged EXPUNGE responses.
-            doomed = [e.entry_id for e in sel.entries if _has(e.flags, "\\Deleted")]
+            doomed = [e.entry_id for e in sel.entries if has_flag(e.flags, "\\Deleted")]
             if doomed:
                 await self.backend.expunge(sel.folder, doomed, self.origin)
         await self._leave_folder()
@@ -683,11 +554,11 @@ class Session:
             raise No("The mailbox is read-only (EXAMINE)", "READ-ONLY")
         chosen: set[int] | None = None
         if isinstance(cmd, UidExpunge):
-            chosen = {sel.uids[i] for i in self._indexes(cmd.seqset, uid=True)}
+            chosen = {sel.uids[i] for i in sel.indexes(cmd.seqset, uid=True)}
         doomed = [
             e.entry_id
             for e in sel.entries
-            if _has(e.flags, "\\Deleted") and (chosen is None or e.uid in chosen)
+            if has_flag(e.flags, "\\Deleted") and (chosen is None or e.uid in chosen)
         ]
         gone = await self.backend.expunge(sel.folder, doomed, self.origin) if doomed else []
         sel.expunge_pending.update(uid for _, uid in gone)
@@ -697,63 +568,34 @@ class Session:
         if cmd.charset not in (None, "US-ASCII", "UTF-8"):
             raise No(f"Charset {cmd.charset} is not supported", "BADCHARSET (US-ASCII UTF-8)")
         sel = self._sel()
-        needs = _search_needs(cmd.key)
-        found: list[int] = []
-        total = len(sel.entries)
-        max_uid = sel.uids[-1] if sel.uids else 0
-        for start in range(0, total, _FETCH_CHUNK):
-            chunk = sel.entries[start : start + _FETCH_CHUNK]
-            mids = [e.message_id for e in chunk]
-            meta = await self.backend.meta(mids) if "meta" in needs else {}
-            parts: dict[int, Part] = {}
-            if "full" in needs:
-                parts = await self.backend.messages(mids)
-            elif "header" in needs:
-                headers = await self.backend.headers(mids)
-                parts = {m: Part(h, b"") for m, h in headers.items()}
-            for offset, entry in enumerate(chunk):
-                ctx = _SearchContext(
-                    seq=start + offset + 1,
-                    total=total,
-                    max_uid=max_uid,
-                    entry=entry,
-                    recent=entry.uid in sel.recent,
-                    meta=meta.get(entry.message_id),
-                    part=parts.get(entry.message_id),
-                )
-                if _matches(cmd.key, ctx):
-                    found.append(entry.uid if cmd.uid else start + offset + 1)
+        found = await search(self.backend, sel, cmd.key, uid=cmd.uid)
         await self.emit(b"* SEARCH" + b"".join(b" %d" % n for n in found) + b"\r\n")
         await self._ok(cmd.tag, "SEARCH completed", expunge_ok=cmd.uid)
 
     async def do_fetch(self, cmd: Fetch) -> None:
         sel = self._sel()
-        indexes = self._indexes(cmd.seqset, uid=cmd.uid)
+        indexes = sel.indexes(cmd.seqset, uid=cmd.uid)
         attrs = list(cmd.attrs)
         if cmd.uid and not any(a.name == "UID" for a in attrs):
             attrs.insert(0, FetchAttr("UID"))  # §6.4.8: UID FETCH always reports the UID
-        # §6.4.5: BODY[] and RFC822(.TEXT) set \Seen; BODY.PEEK[] and RFC822.HEADER do not.
-        sets_seen = not sel.readonly and any(
-            a.name in ("RFC822", "RFC822.TEXT") or (a.name == "BODY" and a.section and not a.peek)
-            for a in attrs
-        )
+        marks_seen = not sel.readonly and sets_seen(attrs)
         need_meta = any(a.name in ("RFC822.SIZE", "INTERNALDATE") for a in attrs)
-        need_full = any(_needs_structure(a) for a in attrs)
-        need_raw = not need_full and any(_needs_raw(a) for a in attrs)
-        need_header = not (need_full or need_raw) and any(_needs_header(a) for a in attrs)
+        need_full = any(needs_structure(a) for a in attrs)
+        need_raw = not need_full and any(needs_raw(a) for a in attrs)
+        need_header = not (need_full or need_raw) and any(needs_header(a) for a in attrs)
         ahead: Callable[[], list[int]] | None = None
         if need_raw and indexes:
             # A client walking the folder one FETCH at a time gets the next ones read along.
-            if indexes[0] == sel.next_body_index and len(indexes) <= _FETCH_CHUNK:
+            if indexes[0] == sel.next_body_index and len(indexes) <= FETCH_CHUNK:
                 after = indexes[-1] + 1
 
                 def ahead() -> list[int]:
-                    return [e.message_id for e in sel.entries[after : after + _READ_AHEAD]]
+                    return [e.message_id for e in sel.entries[after : after + READ_AHEAD]]
 
             sel.next_body_index = indexes[-1] + 1
         vanished = False
-        for start in range(0, len(indexes), _FETCH_CHUNK):
-            chunk = indexes[start : start + _FETCH_CHUNK]
+        for start in range(0, len(indexes), FETCH_CHUNK):
+            chunk = indexes[start : start + FETCH_CHUNK]
             entries = [sel.entries[i] for i in chunk]
             mids = [e.message_id for e in entries]
             meta = await self.backend.meta(mids) if need_meta else {}
@@ -766,21 +608,21 @@ class Session:
                 headers = await self.backend.headers(mids)
                 parts = {m: Part(h, b"") for m, h in headers.items()}
             flags_changed: set[int] = set()
-            if sets_seen:
-                unseen = [e.entry_id for e in entries if not _has(e.flags, "\\Seen")]
+            if marks_seen:
+                unseen = [e.entry_id for e in entries if not has_flag(e.flags, "\\Seen")]
                 if unseen:
                     new = await self.backend.update_flags(
                         sel.folder, unseen, "+", ("\\Seen",), self.origin
                     )
-                    flags_changed = self._apply_flags(new)
+                    flags_changed = sel.apply_flags(new)
             for i in chunk:
                 entry = sel.entries[i]
-                items = self._fetch_items(attrs, entry, meta, parts)
+                items = fetch_items(sel, attrs, entry, meta, parts)
                 if items is None:
                     vanished = True  # removed by another process under us
                     continue
                 if entry.entry_id in flags_changed and not any(a.name == "FLAGS" for a in attrs):
-                    items.append(b"FLAGS " + self._flags(entry))
+                    items.append(b"FLAGS " + sel.render_flags(entry))
                 await self.emit(b"* %d FETCH (" % (i + 1) + b" ".join(items) + b")\r\n")
         if vanished:
             # RFC 2180 §4.1.3: NO for a message expunged meanwhile, never OK without its
@@ -789,63 +631,17 @@ class Session:
             raise No("Some of the requested messages were deleted meanwhile", "EXPUNGEISSUED")
         await self._ok(cmd.tag, "FETCH completed", expunge_ok=cmd.uid)
 
-    def _fetch_items(
-        self,
-        attrs: Sequence[FetchAttr],
-        entry: Entry,
-        meta: dict[int, Meta],
-        parts: dict[int, Part],
-    ) -> list[bytes] | None:
-        items: list[bytes] = []
-        part = parts.get(entry.message_id)
-        info = meta.get(entry.message_id)
-        for attr in attrs:
-            name = attr.name
-            if name == "UID":
-                items.append(b"UID %d" % entry.uid)
-            elif name == "FLAGS":
-                items.append(b"FLAGS " + self._flags(entry))
-            elif name in ("RFC822.SIZE", "INTERNALDATE"):
-                if info is None:
-                    return None
-                items.append(
-                    b"RFC822.SIZE %d" % info.size
-                    if name == "RFC822.SIZE"
-                    else b"INTERNALDATE " + R.internaldate(info.internaldate)
-                )
-            else:
-                if part is None:
-                    return None
-                items.append(_body_item(attr, part))
-        return items
-
-    def _flags(self, entry: Entry) -> bytes:
-        flags = entry.flags
-        if self.selected and entry.uid in self.selected.recent:
-            flags = (*flags, "\\Recent")
-        return R.flags(flags)
-
-    def _apply_flags(self, new: dict[int, tuple[str, ...]]) -> set[int]:
-        """Our own copy of flags after a write; returns the entry ids that changed."""
-        sel = self._sel()
-        changed: set[int] = set()
-        for i, entry in enumerate(sel.entries):
-            flags = new.get(entry.entry_id)
-            if flags is not None and flags != entry.flags:
-                sel.entries[i] = replace(entry, flags=flags)
-                changed.add(entry.entry_id)
-        return changed
-
     async def do_store(self, cmd: Store) -> None:
         sel = self._sel()
         if sel.readonly:
             raise No("The mailbox is read-only (EXAMINE)", "READ-ONLY")
         if "\\*" in cmd.flags:
             raise Bad("\\* is not a flag")
-        indexes = self._indexes(cmd.seqset, uid=cmd.uid)
+        indexes = sel.indexes(cmd.seqset, uid=cmd.uid)
         ids = [sel.entries[i].entry_id for i in indexes]
         new = await self.backend.update_flags(sel.folder, ids, cmd.mode, cmd.flags, self.origin)
-        self._apply_flags(new)
+        sel.apply_flags(new)
+        await sel.announce((f for flags in new.values() for f in flags), self.emit)
         if not cmd.silent:
             for i in indexes:
                 entry = sel.entries[i]
@@ -853,7 +649,7 @@ class Session:
                     continue
                 uid = b"UID %d " % entry.uid if cmd.uid else b""
                 await self.emit(
-                    b"* %d FETCH (" % (i + 1) + uid + b"FLAGS " + self._flags(entry) + b")\r\n"
+                    b"* %d FETCH (" % (i + 1) + uid + b"FLAGS " + sel.render_flags(entry) + b")\r\n"
                 )
         await self._ok(cmd.tag, "STORE completed", expunge_ok=cmd.uid)
 
@@ -866,7 +662,7 @@ class Session:
         target = await self.backend.folder(*key) if key else None
         if target is None:
             raise No(f"No such mailbox: {cmd.mailbox}", "TRYCREATE")
-        entries = [sel.entries[i] for i in self._indexes(cmd.seqset, uid=cmd.uid)]
+        entries = [sel.entries[i] for i in sel.indexes(cmd.seqset, uid=cmd.uid)]
         uidvalidity, pairs = await self.backend.copy(
             sel.folder, entries, target, move=move, origin=self.origin
         )
@@ -886,119 +682,18 @@ class Session:
 
     do_move = do_copy
 
-    # --- sequence sets --------------------------------------------------------------
-
-    def _indexes(self, seqset: SequenceSet, *, uid: bool) -> list[int]:
-        """0-based positions named by a sequence set (§9 sequence-set)."""
-        sel = self._sel()
-        count = len(sel.uids)
-        chosen: set[int] = set()
-        if uid:
-            if not count:
-                return []
-            top = sel.uids[-1]
-            for r in seqset:
-                # §6.4.8: "n:*" always includes the last message, even when n > its UID.
-                lo, hi = sorted(
-                    (top if r.first is None else r.first, top if r.last is None else r.last)
-                )
-                chosen.update(
-                    range(bisect.bisect_left(sel.uids, lo), bisect.bisect_right(sel.uids, hi))
-                )
-        else:
-            for r in seqset:
-                first = count if r.first is None else r.first
-                last = count if r.last is None else r.last
-                if not count and (r.first is None or r.last is None):
-                    continue
-                if first > count or last > count:
-                    raise Bad(f"No message with sequence number {max(first, last)}")
-                lo, hi = sorted((first, last))
-                chosen.update(range(lo - 1, hi))
-        return sorted(chosen)
-
     # --- change notification --------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
         """Called synchronously by the bus: queue the change, wake an IDLE."""
-        sel = self.selected
-        if sel is None:
-            return
-        if isinstance(event, MessageStored | EntriesCopied):
-            sel.new_pending = True
-        elif isinstance(event, FlagsChanged):
-            if event.origin == self.origin:
-                return
-            for _, uid, flags in event.changes:
-                sel.flags_pending[uid] = flags
-        elif isinstance(event, EntriesExpunged):
-            if event.origin == self.origin:
-                return
-            sel.expunge_pending.update(uid for _, uid in event.entries)
-        elif isinstance(event, MessagesCleared | MessagesPruned | StoreResynced):
-            # Counts only: reread the folder and report the difference (§7.4.1, §7.3.1).
-            sel.resync_pending = True
-        else:
-            return
-        self.wakeup.set()
+        if self.selected is not None and self.selected.on_event(event, self.origin):
+            self.wakeup.set()
 
     async def sync(self, *, expunge_ok: bool) -> None:
         """Tell the client what changed in the selected folder (§7.3.1, §7.4.1)."""
         self.wakeup.clear()
-        sel = self.selected
-        if sel is None:
-            return
-        if sel.resync_pending:
-            sel.resync_pending = False
-            current = {e.uid: e for e in await self.backend.entries(sel.folder.id)}
-            sel.expunge_pending.update(uid for uid in sel.uids if uid not in current)
-            for entry in sel.entries:
-                fresh = current.get(entry.uid)
-                if fresh is not None and fresh.flags != entry.flags:
-                    sel.flags_pending[entry.uid] = fresh.flags
-            sel.new_pending = True
-        if expunge_ok and sel.expunge_pending:
-            doomed = sorted(
-                (i for uid in sel.expunge_pending if (i := sel.index_of(uid)) is not None),
-                reverse=True,
-            )
-            sel.expunge_pending.clear()
-            # Highest first: each EXPUNGE renumbers only the messages after it.
-            for i in doomed:
-                await self.emit(b"* %d EXPUNGE\r\n" % (i + 1))
-                sel.recent.discard(sel.uids[i])
-            if doomed:
-                gone = set(doomed)
-                sel.entries = [e for i, e in enumerate(sel.entries) if i not in gone]
-                sel.reindex()
-        if sel.new_pending:
-            sel.new_pending = False
-            after = sel.uids[-1] if sel.uids else 0
-            fresh_entries = await self.backend.entries(sel.folder.id, after)
-            if fresh_entries:
-                sel.entries.extend(fresh_entries)
-                sel.reindex()
-                uids = [e.uid for e in fresh_entries]
-                if sel.readonly:
-                    seen = self.backend.recent_seen.get(sel.folder.id, 0)
-                    sel.recent.update(u for u in uids if u > seen)
-                else:
-                    sel.recent |= self.backend.claim_recent(sel.folder.id, uids)
-                await self.emit(
-                    b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(sel.entries), len(sel.recent))
-                )
-        if sel.flags_pending:
-            pending, sel.flags_pending = sel.flags_pending, {}
-            for uid, flags in sorted(pending.items()):
-                i = sel.index_of(uid)
-                if i is None or sel.entries[i].flags == flags:
-                    continue
-                sel.entries[i] = replace(sel.entries[i], flags=flags)
-                await self.emit(
-                    b"* %d FETCH (UID %d FLAGS " % (i + 1, uid)
-                    + self._flags(sel.entries[i])
-                    + b")\r\n"
-                )
+        if self.selected is not None:
+            await self.selected.sync(self.backend, self.emit, expunge_ok=expunge_ok)
 
     async def _leave_folder(self) -> None:
         if self.selected is not None:
@@ -1012,11 +707,6 @@ class Session:
 
 
 # --- helpers --------------------------------------------------------------------------
-
-
-def _has(flags: Iterable[str], flag: str) -> bool:
-    wanted = flag.upper()
-    return any(f.upper() == wanted for f in flags)
 
 
 def _pattern(pattern: str) -> Callable[[str], bool]:
@@ -1033,233 +723,3 @@ def _pattern(pattern: str) -> Callable[[str], bool]:
     )
     compiled = re.compile(regex + r"\Z", re.DOTALL)
     return lambda name: compiled.match(name) is not None
-
-
-def _is_header_section(attr: FetchAttr) -> bool:
-    section = attr.section
-    return (
-        section is not None
-        and not section.parts
-        and section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
-    )
-
-
-def _needs_structure(attr: FetchAttr) -> bool:
-    """Items that need the MIME tree, not just the header/body split."""
-    if attr.name == "BODYSTRUCTURE":
-        return True
-    if attr.name != "BODY":
-        return False
-    return attr.section is None or bool(attr.section.parts)
-
-
-def _needs_raw(attr: FetchAttr) -> bool:
-    return attr.name in ("RFC822", "RFC822.TEXT") or (
-        attr.name == "BODY" and not _is_header_section(attr)
-    )
-
-
-def _needs_header(attr: FetchAttr) -> bool:
-    return attr.name in ("ENVELOPE", "RFC822.HEADER") or _is_header_section(attr)
-
-
-def _body_item(attr: FetchAttr, part: Part) -> bytes:
-    name = attr.name
-    if name == "ENVELOPE":
-        return b"ENVELOPE " + R.envelope(part)
-    if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + R.bodystructure(part)
-    if name == "BODY" and attr.section is None:
-        return b"BODY " + R.bodystructure(part, extensible=False)
-    if name == "RFC822":
-        return R.body_item("RFC822", part.header + part.body)
-    if name == "RFC822.HEADER":
-        return R.body_item("RFC822.HEADER", part.header)
-    if name == "RFC822.TEXT":
-        return R.body_item("RFC822.TEXT", part.body)
-    section = attr.section
-    assert section is not None
-    label = f"BODY[{section.render()}]"
-    try:
-        data: bytes | None = section_bytes(part, section.parts, section.text, section.fields)
-    except SectionMissing:
-        data = None
-    if attr.partial is not None:
-        label += f"<{attr.partial[0]}>"
-        if data is not None:
-            data = R.partial(data, attr.partial)
-    return R.body_item(label, data)
-
-
-# --- SEARCH ------------------------------------------------------------------------
-
-
-@dataclass
-class _SearchContext:
-    seq: int
-    total: int
-    max_uid: int
-    entry: Entry
-    recent: bool
-    meta: Meta | None
-    part: Part | None
-    _body_text: str | None = None
-
-    def headers(self, name: str) -> list[str]:
-        if self.part is None:
-            return []
-        key = name.lower().encode("ascii", "replace")
-        return [
-            decode_words(field_value(raw).decode("utf-8", "replace"))
-            for raw, fname in header_fields(self.part.header)
-            if fname == key
-        ]
-
-    def body_text(self) -> str:
-        if self._body_text is None:
-            self._body_text = _searchable_text(self.part).casefold() if self.part else ""
-        return self._body_text
-
-
-_NO_ARG_TESTS: dict[str, Callable[[_SearchContext], bool]] = {
-    "ALL": lambda c: True,
-    "ANSWERED": lambda c: _has(c.entry.flags, "\\Answered"),
-    "DELETED": lambda c: _has(c.entry.flags, "\\Deleted"),
-    "DRAFT": lambda c: _has(c.entry.flags, "\\Draft"),
-    "FLAGGED": lambda c: _has(c.entry.flags, "\\Flagged"),
-    "SEEN": lambda c: _has(c.entry.flags, "\\Seen"),
-    "UNANSWERED": lambda c: not _has(c.entry.flags, "\\Answered"),
-    "UNDELETED": lambda c: not _has(c.entry.flags, "\\Deleted"),
-    "UNDRAFT": lambda c: not _has(c.entry.flags, "\\Draft"),
-    "UNFLAGGED": lambda c: not _has(c.entry.flags, "\\Flagged"),
-    "UNSEEN": lambda c: not _has(c.entry.flags, "\\Seen"),
-    "RECENT": lambda c: c.recent,
-    "OLD": lambda c: not c.recent,
-    "NEW": lambda c: c.recent and not _has(c.entry.flags, "\\Seen"),
-}
-
-
-def _search_needs(key: SearchKey) -> set[str]:
-    needs: set[str] = set()
-    if key.op in ("LARGER", "SMALLER", "BEFORE", "ON", "SINCE"):
-        needs.add("meta")
-    elif key.op in ("BCC", "CC", "FROM", "SUBJECT", "TO", "HEADER") or key.op.startswith("SENT"):
-        needs.add("header")
-    elif key.op in ("BODY", "TEXT"):
-        needs.add("full")
-    for arg in key.args:
-        if isinstance(arg, SearchKey):
-            needs |= _search_needs(arg)
-    return needs
-
-
-def _bounds(r: SeqRange, top: int) -> tuple[int, int]:
-    """A range with ``*`` read as ``top``, lowest first (§9: 4:2 means 2:4)."""
-    first = top if r.first is None else r.first
-    last = top if r.last is None else r.last
-    return (first, last) if first <= last else (last, first)
-
-
-def _in_set(seqset: SequenceSet, value: int, top: int) -> bool:
-    for r in seqset:
-        lo, hi = _bounds(r, top)
-        if lo <= value <= hi:
-            return True
-    return False
-
-
-def _sent_date(ctx: _SearchContext) -> date | None:
-    values = ctx.headers("date")
-    if not values:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(values[0]).date()
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _matches(key: SearchKey, ctx: _SearchContext) -> bool:
-    op, args = key.op, key.args
-    test = _NO_ARG_TESTS.get(op)
-    if test is not None:
-        return test(ctx)
-    if op == "AND":
-        return all(_matches(k, ctx) for k in args if isinstance(k, SearchKey))
-    if op == "NOT":
-        assert isinstance(args[0], SearchKey)
-        return not _matches(args[0], ctx)
-    if op == "OR":
-        assert isinstance(args[0], SearchKey) and isinstance(args[1], SearchKey)
-        return _matches(args[0], ctx) or _matches(args[1], ctx)
-    if op == "SEQSET":
-        return _in_set(args[0], ctx.seq, ctx.total)  # type: ignore[arg-type]
-    if op == "UID":
-        return _in_set(args[0], ctx.entry.uid, ctx.max_uid)  # type: ignore[arg-type]
-    if op in ("KEYWORD", "UNKEYWORD"):
-        return bool(_has(ctx.entry.flags, str(args[0])) == (op == "KEYWORD"))
-    if op in ("LARGER", "SMALLER"):
-        if ctx.meta is None:
-            return False
-        limit = args[0]
-        assert isinstance(limit, int)
-        return ctx.meta.size > limit if op == "LARGER" else ctx.meta.size < limit
-    if op in ("BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"):
-        wanted = args[0]
-        assert isinstance(wanted, date)
-        if op.startswith("SENT"):
-            actual = _sent_date(ctx)
-        else:
-            # §6.4.4: internal date, disregarding time and timezone.
-            actual = datetime.fromtimestamp(ctx.meta.internaldate, UTC).date() if ctx.meta else None
-        if actual is None:
-            return False
-        kind = op.removeprefix("SENT")
-        return (
-            actual < wanted
-            if kind == "BEFORE"
-            else actual == wanted
-            if kind == "ON"
-            else actual >= wanted
-        )
-    if op in ("BCC", "CC", "FROM", "SUBJECT", "TO"):
-        needle = str(args[0]).casefold()
-        return any(needle in v.casefold() for v in ctx.headers(op.lower()))
-    if op == "HEADER":
-        needle = str(args[1]).casefold()
-        return any(needle in v.casefold() for v in ctx.headers(str(args[0])))
-    if op == "BODY":
-        return str(args[0]).casefold() in ctx.body_text()
-    if op == "TEXT":
-        needle = str(args[0]).casefold()
-        if ctx.part is not None and needle in _decoded_header(ctx.part).casefold():
-            return True
-        return needle in ctx.body_text()
-    return False
-
-
-def _decoded_header(part: Part) -> str:
-    return decode_words(part.header.decode("utf-8", "replace"))
-
-
-def _searchable_text(part: Part) -> str:
-    """Text parts with their transfer encoding undone, for BODY and TEXT (§6.4.4)."""
-    if part.is_multipart:
-        return "\n".join(_searchable_text(p) for p in part.parts)
-    if part.message is not None:
-        return _decoded_header(part.message) + "\n" + _searchable_text(part.message)
-    if part.content_type[0] not in ("text", "message"):
-        return ""
-    encoding = (part.get("content-transfer-encoding") or "").strip().lower()
-    data = part.body
-    try:
-        if encoding == "base64":
-            data = base64.b64decode(data)
-        elif encoding == "quoted-printable":
-            data = quopri.decodestring(data)
-    except (binascii.Error, ValueError):
-        pass
-    charset = part.content_type[2].get("charset", "utf-8")
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:
-        return data.decode("utf-8", "replace")

@@ -157,6 +157,19 @@ async def sizes(
     return [(int(r[0]), int(r[1]), float(r[2])) for r in rows]
 
 
+async def uid_by_message_id(
+    conn: aiosqlite.Connection, folder_id: int, message_id: str
+) -> int | None:
+    """The lowest UID in the folder of a message with this Message-ID header."""
+    rows = await conn.execute_fetchall(
+        "SELECT min(e.uid) FROM entries e JOIN messages m ON m.id = e.message_id"
+        " WHERE e.folder_id = ? AND lower(trim(coalesce(m.message_id, ''), '<>')) = ?",
+        (folder_id, message_id.strip().strip("<>").lower()),
+    )
+    first = next(iter(rows), None)
+    return None if first is None or first[0] is None else int(first[0])
+
+
 async def header_blocks(
     conn: aiosqlite.Connection, message_ids: Sequence[int]
 ) -> list[tuple[int, bytes]]:
@@ -191,8 +204,8 @@ async def ensure_mailbox(conn: aiosqlite.Connection, address: str) -> tuple[None
     return None, ()
 
 
-def create(address: str, name: str) -> CommitJob[bool]:
-    """False when it exists already."""
+def create(address: str, name: str, *, subscribed: bool) -> CommitJob[bool]:
+    """False when it exists already. IMAP's CREATE does not subscribe (RFC 3501 §6.3.3)."""
 
     async def job(conn: aiosqlite.Connection) -> tuple[bool, tuple[Event, ...]]:
         await conn.execute(
@@ -201,10 +214,10 @@ def create(address: str, name: str) -> CommitJob[bool]:
             (address, domain_of(address)),
         )
         cursor = await conn.execute(
-            "INSERT INTO folders (mailbox_id, name, uidvalidity)"
-            f" SELECT id, ?, {NEW_UIDVALIDITY} FROM mailboxes WHERE address = ?"
+            "INSERT INTO folders (mailbox_id, name, uidvalidity, subscribed)"
+            f" SELECT id, ?, {NEW_UIDVALIDITY}, ? FROM mailboxes WHERE address = ?"
             " ON CONFLICT (mailbox_id, name) DO NOTHING",
-            (name, address),
+            (name, int(subscribed), address),
         )
         created = cursor.rowcount > 0
         return created, (FolderChanged(address, name, "created"),) if created else ()
