@@ -257,6 +257,14 @@ class FolderChanged(Event):
 
 
 @dataclass(frozen=True)
+class TagsChanged(Event):
+    """Tags of message copies changed (the HTTP API, Mailpit's tags)."""
+
+    kind: str = field(init=False, default="tags.changed")
+    entries: tuple[tuple[int, tuple[str, ...]], ...]  # (entry id, its tags now)
+
+
+@dataclass(frozen=True)
 class StoreResynced(Event):
     """This process may have missed changes: whatever caches store rows reloads them."""
 
@@ -277,6 +285,7 @@ FEED_EVENTS: tuple[type[Event], ...] = (
     DeliveriesQueued,
     DeliveryAttempted,
     FolderChanged,
+    TagsChanged,
 )
 _BY_KIND: dict[str, type[Event]] = {cls.kind: cls for cls in FEED_EVENTS}
 
