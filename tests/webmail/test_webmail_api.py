@@ -109,6 +109,7 @@ async def test_login_lists_folders_and_reads_a_message(webmail: Webmail, browser
     folders = (await browser.get("/webmail/api/folders"))["folders"]
     assert [(f["folder"], f["messages"], f["unseen"]) for f in folders] == [
         ("INBOX", 1, 1),
+        ("Junk", 0, 0),  # where DMARC p=quarantine files mail
         ("Sent", 0, 0),
         ("Trash", 0, 0),
     ]
@@ -131,6 +132,9 @@ async def test_login_lists_folders_and_reads_a_message(webmail: Webmail, browser
     ]
     stored = webmail.sandbox.messages(to="larry@beta.test")
     assert message["id"] == stored[0].id  # the per-copy id the journey endpoint takes
+    assert stored[0].auth is not None  # beta.test's MX checked it: the view shows its verdicts
+    assert message["auth"] == stored[0].auth.as_json()
+    assert message["auth"]["dkim"] == "pass"
 
     response = await browser.client.get(
         webmail.url + "/webmail/api/attachment",
