@@ -29,12 +29,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,6 +80,8 @@ class _Pending:
 
 
 def _migrations() -> list[tuple[int, str]]:
+    from importlib import resources  # importlib.resources loads zipfile: not for reads
+
     folder = resources.files("sandbox.store") / "migrations"
     found = []
     for item in folder.iterdir():
@@ -91,8 +93,8 @@ def _migrations() -> list[tuple[int, str]]:
 
 def _latest_migration() -> int:
     """The schema version this code expects (file names only: nothing is read)."""
-    folder = resources.files("sandbox.store") / "migrations"
-    return max(int(i.name.split("_", 1)[0]) for i in folder.iterdir() if i.name.endswith(".sql"))
+    names = os.listdir(Path(__file__).with_name("migrations"))
+    return max(int(name.split("_", 1)[0]) for name in names if name.endswith(".sql"))
 
 
 async def _connect(path: str, *, read_only: bool = False) -> aiosqlite.Connection:
