@@ -15,8 +15,9 @@ the relay, the HTTP event stream) relies on:
 - ``StoreResynced`` means "changes may have been missed (the feed fell behind its trimmed
   window): read the store afresh"; ``MessagesCleared`` and ``MessagesPruned`` carry only
   counts, so a subscriber that caches rows reloads what it shows on those too.
-- Journal-only events (``SmtpSessionEnded``, ``DnsQueried``) are not data changes: they
-  stay on the bus of the process where they happened (and in the ``events`` journal).
+- Journal-only events (``SmtpSessionEnded``, ``MailSessionChanged``, ``DnsQueried``) are
+  not data changes: they stay on the bus of the process where they happened (and in the
+  ``events`` journal).
 
 Publishers never wait for consumers. Each subscriber gets its own bounded queue; a
 subscriber that falls behind loses the oldest events (and is told how many through
@@ -83,6 +84,34 @@ class SmtpSessionProgress(SmtpSessionEnded):
     accepted message), so the SMTP log shows a session as it happens."""
 
     kind: str = field(init=False, default="smtp.progress")
+
+
+@dataclass(frozen=True)
+class MailSessionChanged(Event):
+    """One IMAP or POP3 connection as the session log shows it: published at open, at
+    each change that matters (login, SELECT, IDLE start and end, TLS) and at close."""
+
+    kind: str = field(init=False, default="mail.session")
+    session_id: str
+    server: str
+    peer: str
+    user: str | None
+    tls: bool
+    started_at: float
+    open: bool
+    folder: str | None = None  # IMAP: the selected folder
+    idling: bool = False  # IMAP: an IDLE is running (RFC 2177)
+    steps: tuple[str, ...] = ()  # what happened, oldest first, capped
+
+
+@dataclass(frozen=True)
+class ImapSessionChanged(MailSessionChanged):
+    kind: str = field(init=False, default="imap.session")
+
+
+@dataclass(frozen=True)
+class Pop3SessionChanged(MailSessionChanged):
+    kind: str = field(init=False, default="pop3.session")
 
 
 @dataclass(frozen=True)
@@ -257,6 +286,14 @@ class FolderChanged(Event):
 
 
 @dataclass(frozen=True)
+class TagsChanged(Event):
+    """Tags of message copies changed (the HTTP API, Mailpit's tags)."""
+
+    kind: str = field(init=False, default="tags.changed")
+    entries: tuple[tuple[int, tuple[str, ...]], ...]  # (entry id, its tags now)
+
+
+@dataclass(frozen=True)
 class StoreResynced(Event):
     """This process may have missed changes: whatever caches store rows reloads them."""
 
@@ -277,6 +314,7 @@ FEED_EVENTS: tuple[type[Event], ...] = (
     DeliveriesQueued,
     DeliveryAttempted,
     FolderChanged,
+    TagsChanged,
 )
 _BY_KIND: dict[str, type[Event]] = {cls.kind: cls for cls in FEED_EVENTS}
 

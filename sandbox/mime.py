@@ -13,12 +13,21 @@ import email.utils
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
-from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser, BytesParser
+from functools import cache
+from typing import TYPE_CHECKING
 
-_HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
-_FULL_PARSER = BytesParser(policy=policy.default)
+if TYPE_CHECKING:  # email.message and email.parser load when a message is first parsed
+    from email.message import EmailMessage, Message
+    from email.parser import BytesParser
+
+
+@cache
+def _full_parser() -> BytesParser:
+    """``policy.default`` costs ~20 ms to import: the CLI's listings never need it."""
+    from email import policy
+    from email.parser import BytesParser
+
+    return BytesParser(policy=policy.default)
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,9 @@ def _date(text: str) -> str:
 
 
 def parse(raw: bytes) -> EmailMessage:
-    message = _FULL_PARSER.parsebytes(raw)
+    from email.message import EmailMessage
+
+    message = _full_parser().parsebytes(raw)
     assert isinstance(message, EmailMessage)
     return message
 
@@ -206,6 +217,8 @@ def _newlines(text: str) -> str:
 
 
 def _attachment(part: Message) -> Attachment:
+    from email.message import Message
+
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
         first = inner[0] if isinstance(inner, list) and inner else None

@@ -13,6 +13,7 @@ import errno
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 Address = tuple[str, int]
 
@@ -148,3 +149,10 @@ def listen_problem(host: str, port: int, exc: OSError, flag: str) -> str:
     if exc.errno == errno.EACCES:
         return f"cannot listen on {host}:{port}: permission denied; use a port above 1023"
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def peer_text(peer: Any) -> str:
+    """A peer address as the logs show it: ``host:port``."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)

@@ -270,6 +270,7 @@ class Runtime:
                         ssl_context=tls,
                         starttls_context=None if tls else server_tls,
                         settings=pop3_settings,
+                        bus=self.bus,
                     )
                     self._pop3_servers.append(pop3)
                     addresses[name] = pop3.address

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.store import INBOX, SENT, Copy, Hop, MessageFilter, NewMessage, SqliteStore
+from sandbox.store import INBOX, SENT, Copy, Hop, MessageFilter, NewMessage, SqliteStore, StoreError
 
 RAW = b"From: A <a@alpha.test>\r\nTo: b@beta.test\r\nSubject: s\r\n\r\nbody\r\n"
 
@@ -218,3 +218,34 @@ async def test_prune_by_count_and_age_spares_recent_and_queued(store: SqliteStor
     # nothing inside the grace period goes, however small the limits
     assert await store.prune(max_messages=0, max_age=0.5, grace=60) == 0
     assert await store.prune(max_messages=1, max_age=0, grace=60) == 0
+
+
+async def test_open_for_reading_reads_a_current_file_and_refuses_writes(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sqlite3")
+    writer = await SqliteStore.open(path)
+    try:
+        await writer.ingest(new(Copy("b@beta.test", INBOX)))
+        reader = await SqliteStore.open_for_reading(path)
+        try:
+            [record] = await reader.list_messages(MessageFilter())
+            assert await reader.raw(record.message_id) == RAW
+            with pytest.raises(StoreError, match="reading only"):
+                await reader.clear()
+            # The one connection sees what the writer commits after it opened.
+            await writer.ingest(new(Copy("c@beta.test", INBOX)))
+            assert len(await reader.list_messages(MessageFilter())) == 2
+        finally:
+            await reader.close()
+    finally:
+        await writer.close()
+
+
+async def test_open_for_reading_migrates_a_file_that_is_not_current(tmp_path: Path) -> None:
+    """A new file (like one an older sandbox made) gets the normal open, which migrates it."""
+    path = str(tmp_path / "new.sqlite3")
+    store = await SqliteStore.open_for_reading(path)
+    try:
+        assert await store.list_messages(MessageFilter()) == []
+        await store.ingest(new(Copy("b@beta.test", INBOX)))  # a normal store: it writes
+    finally:
+        await store.close()

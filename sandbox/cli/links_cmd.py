@@ -32,7 +32,7 @@ def links_command(ctx: click.Context, /, message_id: str, **kwargs: Any) -> None
         record = await find_message(store, message_id)
         return await store.raw(record.message_id) or b""
 
-    urls = links_in(run_with_store(config, work))
+    urls = links_in(run_with_store(config, work, read_only=True))
     if not urls:
         raise failure(f"message {message_id} has no links")
     for url in urls:

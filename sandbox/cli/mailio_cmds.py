@@ -151,7 +151,7 @@ def export_command(
                 out.append((record.id, raw))
         return out
 
-    entries = run_with_store(config, work)
+    entries = run_with_store(config, work, read_only=True)
     try:
         if fmt == "mbox":
             _write_mbox(dest, entries, to_stdout)

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sandbox.auth.verdicts import read_verdicts
 from sandbox.mime import message_parts, parse
 from sandbox.store import Delivery, Hop, MessageRecord
 
@@ -22,6 +21,8 @@ def json_line(
     and, unless ``body`` is false, the body: text, html, links, attachments."""
     data = record.as_json(journey)
     if raw is not None:
+        from sandbox.auth.verdicts import read_verdicts  # authres: only when asked for
+
         verdicts = read_verdicts(raw)
         data["auth"] = verdicts.as_json() if verdicts else None
         if body:

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import click
 
-from sandbox.auth.verdicts import verdict_lines
 from sandbox.cli.errors import bad_input, failure
 from sandbox.cli.options import build_config, common_options, pop_common
 from sandbox.cli.output import attachment_lines, human_size, journey_lines, json_line, table
@@ -24,7 +23,11 @@ T = TypeVar("T")
 POLL_SECONDS = 0.05
 
 
-def run_with_store(config: Config, work: Callable[[SqliteStore], Awaitable[T]]) -> T:
+def run_with_store(
+    config: Config, work: Callable[[SqliteStore], Awaitable[T]], *, read_only: bool = False
+) -> T:
+    """Run ``work`` on the data file; ``read_only`` for commands that only read, which get
+    the quick open (one connection, no write lock, no migration check)."""
     if config.in_memory:
         raise bad_input(
             "--data :memory: only works with serve: an in-memory store lives inside that"
@@ -33,8 +36,12 @@ def run_with_store(config: Config, work: Callable[[SqliteStore], Awaitable[T]]) 
 
     async def run() -> T:
         prepare_data_file(config.data)
-        # A one-shot command writes and reads; others' changes need not reach its bus.
-        store = await SqliteStore.open(config.data, follow=False)
+        # A one-shot command: others' changes need not reach its bus.
+        store = await (
+            SqliteStore.open_for_reading(config.data)
+            if read_only
+            else SqliteStore.open(config.data, follow=False)
+        )
         try:
             return await work(store)
         finally:
@@ -84,7 +91,7 @@ def messages(
         else:
             click.echo(table(records))
 
-    run_with_store(config, work)
+    run_with_store(config, work, read_only=True)
 
 
 @click.command()
@@ -115,7 +122,7 @@ def show(ctx: click.Context, /, message_id: str, raw: bool, as_json: bool, **kwa
         else:
             click.echo(_describe(record, content, journey))
 
-    run_with_store(config, work)
+    run_with_store(config, work, read_only=True)
 
 
 async def find_message(store: SqliteStore, text: str) -> MessageRecord:
@@ -132,6 +139,8 @@ async def find_message(store: SqliteStore, text: str) -> MessageRecord:
 
 
 def _describe(record: MessageRecord, content: bytes, journey: Any) -> str:
+    from sandbox.auth.verdicts import verdict_lines  # authres: only `show` needs it
+
     lines = [
         f"Message {record.id} in {record.mailbox}/{record.folder}"
         + ("  [held: the recipient's domain is outside the sandbox]" if record.held else ""),
@@ -220,7 +229,7 @@ def wait(
         raw = await store.raw(record.message_id) or b""
         return record, await journey_with_copy_ids(store, record), raw
 
-    record, journey, raw = run_with_store(config, work_and_journey)
+    record, journey, raw = run_with_store(config, work_and_journey, read_only=True)
     if as_json:
         click.echo(json_line(record, journey, raw, body=False))
     else:

@@ -37,7 +37,7 @@ def queue(ctx: click.Context, /, as_json: bool, retry_now: bool, **kwargs: Any) 
         pending = await store.pending_deliveries()
         return retried, pending, await delivery_copies(store, pending)
 
-    retried, pending, copies = run_with_store(config, work)
+    retried, pending, copies = run_with_store(config, work, read_only=not retry_now)
     if retry_now:
         click.echo(
             f"{retried} deliver{'y' if retried == 1 else 'ies'} will be retried now", err=True
@@ -115,7 +115,7 @@ def chaos(
     """
     config = build_config(ctx, pop_common(kwargs))
     if domain is None:
-        current = run_with_store(config, lambda store: store.chaos())
+        current = run_with_store(config, lambda store: store.chaos(), read_only=True)
         for name, data in sorted(current.items()):
             click.echo(f"{name}: {DomainChaos.from_json(data).describe()}")
         return

@@ -1,26 +1,15 @@
 """Changes the API makes. The store commits each one and then announces it on the bus
 (and, through the change feed, to every other process), so IMAP sessions, the TUI,
-``wait`` and the events WebSocket all see them; tags, which only this API has, are
-announced here, in this process."""
+``wait`` and the events WebSocket all see them (tags too: ``TagsChanged``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from sandbox.events import Event, EventBus
 from sandbox.store import SqliteStore
 from sandbox.store import tags as tag_store
 
 ORIGIN = "http"
-
-
-@dataclass(frozen=True)
-class TagsChanged(Event):
-    """Tags of message copies changed through the HTTP API."""
-
-    kind: str = field(init=False, default="tags.changed")
-    entries: tuple[tuple[int, tuple[str, ...]], ...]  # (entry id, its tags now)
 
 
 async def mark_read(store: SqliteStore, ids: Sequence[int], read: bool) -> int:
@@ -38,22 +27,13 @@ async def clear(store: SqliteStore) -> int:
     return await store.clear()
 
 
-async def set_tags(
-    store: SqliteStore, bus: EventBus, ids: Sequence[int], tags: Sequence[str]
-) -> None:
-    await _announce_tags(store, bus, await tag_store.set_tags(store, ids, tags))
+async def set_tags(store: SqliteStore, ids: Sequence[int], tags: Sequence[str]) -> None:
+    await tag_store.set_tags(store, ids, tags)
 
 
-async def rename_tag(store: SqliteStore, bus: EventBus, old: str, new: str) -> None:
-    await _announce_tags(store, bus, await tag_store.rename_tag(store, old, new))
+async def rename_tag(store: SqliteStore, old: str, new: str) -> None:
+    await tag_store.rename_tag(store, old, new)
 
 
-async def delete_tag(store: SqliteStore, bus: EventBus, tag: str) -> None:
-    await _announce_tags(store, bus, await tag_store.delete_tag(store, tag))
-
-
-async def _announce_tags(store: SqliteStore, bus: EventBus, ids: Sequence[int]) -> None:
-    if not ids:
-        return
-    now = await tag_store.tags_of(store, ids)
-    bus.publish(TagsChanged(entries=tuple((i, tuple(now.get(i, ()))) for i in ids)))
+async def delete_tag(store: SqliteStore, tag: str) -> None:
+    await tag_store.delete_tag(store, tag)

@@ -28,9 +28,9 @@ from sandbox.events import (
     MessagesPruned,
     MessageStored,
     Subscription,
+    TagsChanged,
 )
 from sandbox.http import serialize
-from sandbox.http.changes import TagsChanged
 from sandbox.http.context import Api
 from sandbox.store import SEEN
 from sandbox.store import http_views as views

@@ -77,7 +77,8 @@ _ROUTES: list[tuple[str, str, str, str, list[dict[str, Any]], bool, str]] = [
     ("delete", "/api/v1/messages/{ID}", "MailHog", "Delete one message", [_ID], False, "empty"),
     ("post", "/api/v1/messages/{ID}/release", "MailHog", 'Re-send to {"Email"} (the SMTP'
      " server named is ignored: nothing leaves the machine)", [_ID], True, "empty"),
-    ("get", "/api/v1/message/{ID}/journey", "Sandbox", "The journey hop by hop: {id, journey}",
+    ("get", "/api/v1/message/{ID}/journey", "Sandbox", "The journey hop by hop and the"
+     " verdicts: {id, journey, auth}",
      [_ID], False, "object"),
     ("get", "/api/v1/queue", "Sandbox", "Relay deliveries not done yet: {deliveries}", [],
      False, "object"),
@@ -97,6 +98,11 @@ _ROUTES: list[tuple[str, str, str, str, list[dict[str, Any]], bool, str]] = [
      False, "object"),
     ("get", "/api/v1/smtp/sessions", "Sandbox", "Newest SMTP sessions: {sessions}",
      [_q("limit", "integer")], False, "object"),
+    ("get", "/api/v1/sessions", "Sandbox", "The session log, newest first: {sessions}, each"
+     " with protocol, server, peer, user (IMAP/POP3) or auth_user (SMTP), tls, open,"
+     " started_at, and folder, idling, steps (IMAP/POP3) or helo, messages, transcript"
+     " (SMTP)", [_q("protocol", enum=["imap", "pop3", "smtp"]), _q("limit", "integer")],
+     False, "object"),
     ("get", "/api/v1/wait", "Sandbox", "The first matching message as soon as it is stored"
      " (408 on timeout)", [{**_QUERY, "required": False}, _q("timeout", "number"),
                             _q("new", "boolean")], False, "MessageSummary"),
@@ -126,7 +132,13 @@ SCHEMAS: dict[str, Any] = {
         "ReturnPath": {"type": "string"}, "Date": {"type": "string"},
         "ListUnsubscribe": {"type": "object"}, "Text": {"type": "string"},
         "HTML": {"type": "string"}, "Inline": {"type": "array", "items": _ATTACHMENT},
-        "Attachments": {"type": "array", "items": _ATTACHMENT}}},
+        "Attachments": {"type": "array", "items": _ATTACHMENT},
+        "Auth": {"$ref": "#/components/schemas/Auth"}}},
+    "Auth": {"type": "object", "nullable": True, "description": "The sandbox's own: the"
+             " receiving MX's SPF/DKIM/DMARC/ARC verdicts (null: not checked)", "properties": {
+        "authserv_id": {"type": "string"}, "spf": {"type": "string"},
+        "dkim": {"type": "string"}, "dmarc": {"type": "string"}, "arc": {"type": "string"},
+        "results": {"type": "array", "items": {"type": "object"}}}},
     "MessagesSummary": {"type": "object", "properties": {
         "total": {"type": "integer"}, "unread": {"type": "integer"},
         "messages_count": {"type": "integer"}, "messages_unread": {"type": "integer"},

@@ -240,7 +240,7 @@ async def put_tags(request: web.Request) -> web.Response:
     ids = _ids(body)
     if not ids:
         raise bad_request('say which messages to tag: {"IDs": ["1"], "Tags": ["invoice"]}')
-    await changes.set_tags(ctx.store, ctx.runtime.bus, ids, _tag_list(body.get("Tags")))
+    await changes.set_tags(ctx.store, ids, _tag_list(body.get("Tags")))
     return ok_text()
 
 
@@ -254,14 +254,14 @@ async def rename_tag(request: web.Request) -> web.Response:
     old = request.match_info["tag"]
     if old.lower() not in {t.lower() for t in await tag_store.all_tags(ctx.store)}:
         raise not_found(f"no message has the tag {old!r}")
-    await changes.rename_tag(ctx.store, ctx.runtime.bus, old, name)
+    await changes.rename_tag(ctx.store, old, name)
     return ok_text()
 
 
 @routes.delete("/api/v1/tags/{tag}")
 async def delete_tag(request: web.Request) -> web.Response:
     ctx = api(request)
-    await changes.delete_tag(ctx.store, ctx.runtime.bus, request.match_info["tag"])
+    await changes.delete_tag(ctx.store, request.match_info["tag"])
     return ok_text()
 
 

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from sandbox.chaos import MX_MODES, STAGES, ChaosError, DomainChaos, MxFault, dns_fault
 from sandbox.events import EntriesCopied, MessagesMoved, MessageStored
-from sandbox.http import openapi
+from sandbox.http import openapi, serialize
 from sandbox.http.context import api, int_param, json_body, json_response, unavailable
 from sandbox.http.errors import ApiError, bad_request, not_found
 from sandbox.http.search import SearchError, parse_search, zone
@@ -43,7 +43,14 @@ async def journey(request: web.Request) -> web.Response:
     row = await ctx.row(request.match_info["id"])
     record = await ctx.store.get_message(row.id)
     hops = await ctx.store.journey_of(record) if record is not None else ()
-    return json_response({"id": row.id, "journey": [hop.as_json() for hop in hops]})
+    raw = await ctx.store.raw(row.message_id)
+    return json_response(
+        {
+            "id": row.id,
+            "journey": [hop.as_json() for hop in hops],
+            "auth": serialize.auth_json(raw) if raw is not None else None,
+        }
+    )
 
 
 @routes.get("/api/v1/queue")
@@ -237,6 +244,30 @@ async def smtp_sessions(request: web.Request) -> web.Response:
         for e in entries
     ]
     return json_response({"sessions": sessions})
+
+
+@routes.get("/api/v1/sessions")
+async def sessions(request: web.Request) -> web.Response:
+    """The session log of every protocol (or ``protocol=imap|pop3|smtp``), newest first;
+    ``open`` is true while the connection lasts."""
+    limit = int_param(request, "limit", 100, low=1, high=10_000)
+    wanted = request.query.get("protocol", "")
+    known = tuple(views.SESSION_KINDS)
+    if wanted and wanted not in known:
+        raise bad_request(f"protocol must be one of {', '.join(known)} (or left out for all)")
+    entries = await views.sessions(api(request).store, (wanted,) if wanted else known, limit)
+    return json_response({"sessions": [_session(kind, e) for kind, e in entries]})
+
+
+def _session(kind: str, entry: dict[str, Any]) -> dict[str, Any]:
+    protocol = kind.partition(".")[0]
+    is_open = bool(entry.get("open")) if protocol != "smtp" else kind == "smtp.progress"
+    return {
+        **_journal_entry(entry),
+        "protocol": protocol,
+        "open": is_open,
+        "started_at": iso_utc(float(entry.get("started_at") or entry["at"])),
+    }
 
 
 def _wait_timeout(request: web.Request) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from email.message import Message as EmailPart
 from typing import Any
 
+from sandbox.auth.verdicts import read_verdicts
 from sandbox.mime import decoded_text, header_block, iso_utc, parse
 from sandbox.store.http_views import SummaryRow
 
@@ -54,6 +55,8 @@ class Parsed:
     parts: tuple[Part, ...]
     list_unsubscribe: str
     list_unsubscribe_post: str
+    # The sandbox's ``auth`` JSON (SPF/DKIM/DMARC/ARC verdicts of the receiving MX), or None.
+    auth: dict[str, Any] | None = None
 
     @property
     def attachments(self) -> tuple[Part, ...]:
@@ -209,7 +212,14 @@ def parse_message(raw: bytes) -> Parsed:
         parts=tuple(parts),
         list_unsubscribe=_header(message, "List-Unsubscribe"),
         list_unsubscribe_post=_header(message, "List-Unsubscribe-Post"),
+        auth=auth_json(raw),
     )
+
+
+def auth_json(raw: bytes) -> dict[str, Any] | None:
+    """The verdicts from the receiving MX's ``Authentication-Results`` (None: unchecked)."""
+    verdicts = read_verdicts(raw)
+    return verdicts.as_json() if verdicts is not None else None
 
 
 # --- Mailpit ----------------------------------------------------------------------------
@@ -295,6 +305,8 @@ def message(row: SummaryRow, parsed: Parsed) -> dict[str, Any]:
         "Size": row.size,
         "Inline": [attachment(p) for p in parsed.inline],
         "Attachments": [attachment(p) for p in parsed.attachments],
+        # The sandbox's own: Mailpit's clients ignore fields they do not know.
+        "Auth": parsed.auth,
     }
 
 

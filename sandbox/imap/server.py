@@ -17,7 +17,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.events import EventBus
+from sandbox.events import EventBus, ImapSessionChanged
 from sandbox.imap.backend import ImapBackend
 from sandbox.imap.parser import (
     NeedData,
@@ -27,7 +27,8 @@ from sandbox.imap.parser import (
     SendContinuation,
 )
 from sandbox.imap.session import ImapSettings, Session, State
-from sandbox.net import ConnectionBudget, listen_streams, server_address, set_nodelay
+from sandbox.net import ConnectionBudget, listen_streams, peer_text, server_address, set_nodelay
+from sandbox.session_log import SessionLog
 from sandbox.store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ async def start_imap_server(
         if isinstance(backend_or_store, ImapBackend)
         else ImapBackend(backend_or_store, bus)
     )
-    handler = _Handler(backend, settings, ssl_context, starttls_context)
+    handler = _Handler(backend, bus, settings, ssl_context, starttls_context)
     server = await listen_streams(
         handler.serve,
         host,
@@ -107,11 +108,13 @@ class _Handler:
     def __init__(
         self,
         backend: ImapBackend,
+        bus: EventBus,
         settings: ImapSettings,
         ssl_context: ssl.SSLContext | None,
         starttls_context: ssl.SSLContext | None,
     ) -> None:
         self.backend = backend
+        self.bus = bus
         self.settings = settings
         self.ssl_context = ssl_context
         self.starttls_context = starttls_context if ssl_context is None else None
@@ -154,6 +157,13 @@ class _Handler:
             tls=self.ssl_context is not None,
             starttls_available=self.starttls_context is not None,
         )
+        session_log = SessionLog(
+            self.bus,
+            ImapSessionChanged,
+            server="imaps" if self.ssl_context is not None else "imap",
+            peer=peer_text(writer.get_extra_info("peername")),
+            tls=session.tls,
+        )
         parser = Parser(
             max_line=self.settings.max_line_length,
             max_literal=self.settings.max_literal_size,
@@ -162,7 +172,7 @@ class _Handler:
         )
         try:
             await session.greet()
-            await self._converse(reader, writer, session, parser)
+            await self._converse(reader, writer, session, parser, session_log)
         except _Timeout:
             with contextlib.suppress(Exception):
                 await send(b"* BYE Autologout; idle for too long\r\n")
@@ -174,6 +184,7 @@ class _Handler:
                 await send(b"* BYE Internal server error; please reconnect\r\n")
         finally:
             await session.close()
+            session_log.close()
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
@@ -186,6 +197,7 @@ class _Handler:
         writer: asyncio.StreamWriter,
         session: Session,
         parser: Parser,
+        session_log: SessionLog,
     ) -> None:
         while True:
             while True:
@@ -224,6 +236,7 @@ class _Handler:
                 if session.starttls_requested and self.starttls_context is not None:
                     await self._start_tls(reader, writer, parser, self.starttls_context)
                     session.tls_started()
+                _log_state(session_log, session)
             data = await self._read(reader, session)
             if not data:
                 return
@@ -280,6 +293,17 @@ class _Handler:
         finally:
             if not read.done():
                 read.cancel()
+
+
+def _log_state(session_log: SessionLog, session: Session) -> None:
+    """What the session log shows of this session now (published only when it changed)."""
+    selected = session.selected
+    session_log.update(
+        user=session.user,
+        tls=session.tls,
+        folder=selected.folder.name if selected is not None else None,
+        idling=session.idling is not None,
+    )
 
 
 def _discard_buffered(reader: asyncio.StreamReader) -> None:

@@ -20,10 +20,19 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
-from sandbox.net import ConnectionBudget, listen, server_address, set_nodelay, stop_listener
+from sandbox.events import EventBus, Pop3SessionChanged
+from sandbox.net import (
+    ConnectionBudget,
+    listen,
+    peer_text,
+    server_address,
+    set_nodelay,
+    stop_listener,
+)
 from sandbox.pop3.backend import Pop3Backend
 from sandbox.pop3.codec import Command, LineTooLong, NeedData, Pop3Codec, err
 from sandbox.pop3.session import Pop3Session, Pop3Settings
+from sandbox.session_log import SessionLog
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,7 @@ async def start_pop3_server(
     ssl_context: ssl.SSLContext | None = None,
     starttls_context: ssl.SSLContext | None = None,
     settings: Pop3Settings | None = None,
+    bus: EventBus | None = None,
 ) -> Pop3Server:
     """Listen for POP3; with ``ssl_context`` it is POP3S (implicit TLS, RFC 8314 §3.3),
     with ``starttls_context`` plain POP3 offers STLS (RFC 2595 §4)."""
@@ -76,6 +86,7 @@ async def start_pop3_server(
             hostname=hostname,
             settings=settings,
             starttls_context=None if ssl_context is not None else starttls_context,
+            bus=bus,
         )
 
     server = await listen(
@@ -95,8 +106,11 @@ class Pop3Connection(asyncio.Protocol):
         hostname: str,
         settings: Pop3Settings,
         starttls_context: ssl.SSLContext | None,
+        bus: EventBus | None = None,
     ) -> None:
         self._backend = backend
+        self._bus = bus
+        self._log: SessionLog | None = None  # the session log's entry, given a bus
         self._server = server
         self._hostname = hostname
         self._settings = settings
@@ -146,6 +160,14 @@ class Pop3Connection(asyncio.Protocol):
             tls_active=tls,
             tls_available=tls or self._starttls_context is not None,
         )
+        if self._bus is not None:
+            self._log = SessionLog(
+                self._bus,
+                Pop3SessionChanged,
+                server="pop3s" if self._starttls_context is None and tls else "pop3",
+                peer=peer_text(transport.get_extra_info("peername")),
+                tls=tls,
+            )
         self._server.connections.add(self)
         self._idle_timer = self._loop.call_later(self._settings.idle_timeout, self._check_idle)
         self._task = self._loop.create_task(self._run())
@@ -224,6 +246,7 @@ class Pop3Connection(asyncio.Protocol):
                     continue
                 reply = await session.handle(item)
                 self._write(reply.data)
+                self._log_state()
                 await self._can_write.wait()
                 if reply.close or self._transport.is_closing():
                     break
@@ -240,6 +263,8 @@ class Pop3Connection(asyncio.Protocol):
             try:
                 await session.close()
             finally:
+                if self._log is not None:
+                    self._log.close()
                 if self._idle_timer is not None:
                     self._idle_timer.cancel()
                 self._server.connections.discard(self)
@@ -300,7 +325,12 @@ class Pop3Connection(asyncio.Protocol):
         self._transport = new
         assert self.session is not None
         self.session.tls_started()
+        self._log_state()
         return True
+
+    def _log_state(self) -> None:
+        if self._log is not None and self.session is not None:
+            self._log.update(user=self.session.user, tls=self.session.tls_active)
 
     def _write(self, data: bytes) -> None:
         transport = self._transport

@@ -24,7 +24,8 @@ from sandbox.config import Config
 from sandbox.events import EventBus
 from sandbox.headers import complete_submission, return_path
 from sandbox.ingest import ingest
-from sandbox.smtp.protocol import SandboxEnvelope, peer_text
+from sandbox.net import peer_text
+from sandbox.smtp.protocol import SandboxEnvelope
 from sandbox.store import (
     INBOX,
     SEEN,

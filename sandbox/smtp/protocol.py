@@ -20,7 +20,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, syntax
 
 from sandbox.events import EventBus, SmtpSessionEnded, SmtpSessionProgress
-from sandbox.net import AcceptedConnections, ConnectionBudget
+from sandbox.net import AcceptedConnections, ConnectionBudget, peer_text
 from sandbox.smtp.commands import (
     MailParams,
     RcptParams,
@@ -486,12 +486,6 @@ class SandboxSMTP(SMTP):
 
 def _account(name: bytes) -> str:
     return normalize_address(name.decode("utf-8", "replace"))
-
-
-def peer_text(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)
 
 
 def _login_text(login: Any) -> str | None:

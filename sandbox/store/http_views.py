@@ -351,6 +351,33 @@ async def smtp_sessions(store: SqliteStore, limit: int) -> list[dict[str, Any]]:
     return [{"id": int(r[0]), "at": float(r[1]), **json.loads(r[2])} for r in rows]
 
 
+# Journal kinds of each protocol's session records; SMTP logs an open session as progress.
+SESSION_KINDS: dict[str, tuple[str, ...]] = {
+    "smtp": ("smtp.session", "smtp.progress"),
+    "imap": ("imap.session",),
+    "pop3": ("pop3.session",),
+}
+_SESSION_KEY = (
+    "coalesce(json_extract(data, '$.session_id'), json_extract(data, '$.server') || ' ' ||"
+    " json_extract(data, '$.peer') || ' ' || json_extract(data, '$.started_at'))"
+)
+
+
+async def sessions(
+    store: SqliteStore, protocols: Sequence[str], limit: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The newest sessions of these protocols, newest first, each as its latest record
+    (kind, record): a session is journaled at open, as it changes and at close."""
+    kinds = [kind for protocol in protocols for kind in SESSION_KINDS[protocol]]
+    marks = ",".join("?" * len(kinds))
+    rows = await store.fetchall(
+        "SELECT id, at, kind, data FROM events WHERE id IN (SELECT max(id) FROM events"
+        f" WHERE kind IN ({marks}) GROUP BY {_SESSION_KEY}) ORDER BY id DESC LIMIT ?",
+        (*kinds, limit),
+    )
+    return [(str(r[2]), {"id": int(r[0]), "at": float(r[1]), **json.loads(r[3])}) for r in rows]
+
+
 async def dns_log(store: SqliteStore, limit: int) -> list[dict[str, Any]]:
     """The newest DNS queries from the journal, newest first."""
     rows = await store.fetchall(

@@ -29,12 +29,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,6 +80,8 @@ class _Pending:
 
 
 def _migrations() -> list[tuple[int, str]]:
+    from importlib import resources  # importlib.resources loads zipfile: not for reads
+
     folder = resources.files("sandbox.store") / "migrations"
     found = []
     for item in folder.iterdir():
@@ -87,6 +89,12 @@ def _migrations() -> list[tuple[int, str]]:
             number = int(item.name.split("_", 1)[0])
             found.append((number, item.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def _latest_migration() -> int:
+    """The schema version this code expects (file names only: nothing is read)."""
+    names = os.listdir(Path(__file__).with_name("migrations"))
+    return max(int(name.split("_", 1)[0]) for name in names if name.endswith(".sql"))
 
 
 async def _connect(path: str, *, read_only: bool = False) -> aiosqlite.Connection:
@@ -179,6 +187,7 @@ class SqliteStore:
         self._closed = False
         self._journal_rows: list[tuple[float, str, str]] = []
         self._journal_flush_queued = False
+        self._read_only = False  # opened by open_for_reading: no writer
 
     @classmethod
     async def open(
@@ -219,6 +228,28 @@ class SqliteStore:
                 raise StoreError(f"cannot follow the data file {path}: {exc}") from None
         return store
 
+    @classmethod
+    async def open_for_reading(cls, path: str) -> SqliteStore:
+        """A quick open for a command that only reads: one query-only connection, no write
+        lock, no migration. A file whose schema is not current (new, or older than this
+        code) gets the normal ``open`` instead, which migrates it. Writes are refused."""
+        if path != MEMORY:
+            conn: aiosqlite.Connection | None = None
+            try:
+                conn = await aiosqlite.connect(path, isolation_level=None)
+                await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                await conn.execute("PRAGMA query_only = ON")
+                rows = await conn.execute_fetchall("PRAGMA user_version")
+                if int(next(iter(rows))[0]) == _latest_migration():
+                    store = cls(path, conn, conn)
+                    store._read_only = True
+                    return store
+            except (OSError, aiosqlite.Error):
+                pass  # the normal open says what is wrong
+            if conn is not None:
+                await conn.close()
+        return await cls.open(path, follow=False)
+
     async def poll_changes(self) -> int:
         """Publish other processes' changes now, without waiting for the feed's timer."""
         return await self._feed.poll() if self._feed is not None else 0
@@ -244,6 +275,8 @@ class SqliteStore:
         """Run ``job`` in the next group commit; return once it is committed."""
         if self._closed:
             raise StoreError("the store is closed")
+        if self._read_only:
+            raise StoreError("this store was opened for reading only; open it with open()")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future))
         return await future
@@ -279,7 +312,7 @@ class SqliteStore:
 
     def write_later(self, job: Job) -> None:
         """Queue a write nobody waits for (the journal); failures are logged."""
-        if not self._closed:
+        if not self._closed and not self._read_only:
             self._queue.put_nowait(_Pending(job, None))
 
     async def _write_loop(self) -> None:

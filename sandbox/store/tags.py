@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
+from sandbox.events import Event, TagsChanged
 from sandbox.mime import header_block
 from sandbox.store.models import NewMessage, StoredMessage
 
@@ -78,19 +79,34 @@ async def set_tags(store: SqliteStore, entry_ids: Sequence[int], tags: Sequence[
     wanted = [known.get(tag.lower(), tag) for tag in clean_tags(tags)]
     ids = sorted(set(entry_ids))
 
-    async def job(conn: aiosqlite.Connection) -> list[int]:
+    async def job(conn: aiosqlite.Connection) -> tuple[list[int], list[Event]]:
         existing = await _existing(conn, ids)
         if not existing:
-            return []
+            return [], []
         marks = ",".join("?" * len(existing))
         await conn.execute(f"DELETE FROM entry_tags WHERE entry_id IN ({marks})", existing)
         await conn.executemany(
             "INSERT INTO entry_tags (entry_id, tag) VALUES (?, ?)",
             [(entry_id, tag) for entry_id in existing for tag in wanted],
         )
-        return existing
+        return existing, await _changed(conn, existing)
 
-    return await store.write(job)
+    return await store.commit(job)
+
+
+async def _changed(conn: aiosqlite.Connection, ids: Sequence[int]) -> list[Event]:
+    """The ``TagsChanged`` of a tag job, read in its transaction so it travels the feed."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = await conn.execute_fetchall(
+        f"SELECT entry_id, tag FROM entry_tags WHERE entry_id IN ({marks}) ORDER BY tag",
+        list(ids),
+    )
+    now: dict[int, list[str]] = {}
+    for entry_id, tag in rows:
+        now.setdefault(int(entry_id), []).append(str(tag))
+    return [TagsChanged(entries=tuple((i, tuple(now.get(i, ()))) for i in ids))]
 
 
 async def _known_spellings(store: SqliteStore, tags: Sequence[str]) -> dict[str, str]:
@@ -117,7 +133,7 @@ async def rename_tag(store: SqliteStore, old: str, new: str) -> list[int]:
         raise ValueError("the new tag name has no valid characters (a-z A-Z 0-9 - . _ space)")
     target = cleaned[0]
 
-    async def job(conn: aiosqlite.Connection) -> list[int]:
+    async def job(conn: aiosqlite.Connection) -> tuple[list[int], list[Event]]:
         rows = await conn.execute_fetchall(
             "SELECT entry_id FROM entry_tags WHERE lower(tag) = lower(?)", (old,)
         )
@@ -127,22 +143,23 @@ async def rename_tag(store: SqliteStore, old: str, new: str) -> list[int]:
             "INSERT OR IGNORE INTO entry_tags (entry_id, tag) VALUES (?, ?)",
             [(entry_id, target) for entry_id in ids],
         )
-        return ids
+        return ids, await _changed(conn, ids)
 
-    return await store.write(job)
+    return await store.commit(job)
 
 
 async def delete_tag(store: SqliteStore, tag: str) -> list[int]:
     """Remove a tag from every copy (the copies stay); returns the copies that had it."""
 
-    async def job(conn: aiosqlite.Connection) -> list[int]:
+    async def job(conn: aiosqlite.Connection) -> tuple[list[int], list[Event]]:
         rows = await conn.execute_fetchall(
             "SELECT entry_id FROM entry_tags WHERE lower(tag) = lower(?)", (tag,)
         )
         await conn.execute("DELETE FROM entry_tags WHERE lower(tag) = lower(?)", (tag,))
-        return [int(r[0]) for r in rows]
+        ids = [int(r[0]) for r in rows]
+        return ids, await _changed(conn, ids)
 
-    return await store.write(job)
+    return await store.commit(job)
 
 
 async def tags_of(store: SqliteStore, entry_ids: Sequence[int]) -> dict[int, list[str]]:

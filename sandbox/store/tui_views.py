@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,11 +318,12 @@ async def waiting_deliveries(store: SqliteStore) -> int:
     return int(rows[0][0])
 
 
-async def log_start(store: SqliteStore, kind: str, rows: int) -> int:
-    """The event id just before the newest ``rows`` events of ``kind`` (0 when none):
+async def log_start(store: SqliteStore, kinds: Iterable[str], rows: int) -> int:
+    """The event id just before the newest ``rows`` events of ``kinds`` (0 when none):
     where a log screen starts reading on its first load."""
     found = await store.fetchall(
-        "SELECT min(id) FROM (SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT ?)",
-        (kind, rows),
+        "SELECT min(id) FROM (SELECT id FROM events WHERE kind IN"
+        " (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT ?)",
+        (json.dumps(sorted(kinds)), rows),
     )
     return int(found[0][0]) - 1 if found[0][0] else 0

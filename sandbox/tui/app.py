@@ -167,7 +167,7 @@ class SandboxApp(App[None]):
     BINDINGS = [  # noqa: RUF012
         Binding("Q", "open_screen('queue')", "Queue"),
         Binding("D", "open_screen('dns')", "DNS log", show=False),
-        Binding("S", "open_screen('smtp')", "SMTP log", show=False),
+        Binding("S", "open_screen('smtp')", "Session log", show=False),
         Binding("C", "open_screen('chaos')", "Chaos"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),  # what a developer tries first (ctrl+q works too)
@@ -489,7 +489,9 @@ class SandboxApp(App[None]):
             "DNS log", "Queries the DNS stub answered", lambda: self.action_open_screen("dns")
         )
         yield SystemCommand(
-            "SMTP sessions", "Transcripts of SMTP sessions", lambda: self.action_open_screen("smtp")
+            "Sessions",
+            "SMTP, IMAP and POP3 sessions as they happen",
+            lambda: self.action_open_screen("smtp"),
         )
         yield SystemCommand(
             "Chaos", "Make a domain misbehave", lambda: self.action_open_screen("chaos")

@@ -119,7 +119,7 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("Q", "relay queue (r: retry every delivery now)"),
             ("D", "DNS log: queries as they happen"),
-            ("S", "SMTP sessions and their transcripts"),
+            ("S", "Sessions (SMTP, IMAP, POP3) and their transcripts"),
             ("C", "chaos: faults per domain (enter: choose, o: off)"),
             ("?", "this help"),
             ("ctrl+p", "command palette"),

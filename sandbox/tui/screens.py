@@ -1,4 +1,4 @@
-"""The other screens: relay queue, DNS log, SMTP sessions, chaos.
+"""The other screens: relay queue, DNS log, sessions (SMTP, IMAP, POP3), chaos.
 
 Each reads the store (so it works the same in-process and attached) and reloads when
 the app tells it something it shows changed (``changed``), and at least every
@@ -134,7 +134,7 @@ class DnsLogScreen(SandboxScreen):
     async def load(self) -> None:
         store = self.source.store
         if self.last_id == 0:  # first load: the newest LOG_ROWS
-            self.last_id = await tui_views.log_start(store, "dns.query", LOG_ROWS)
+            self.last_id = await tui_views.log_start(store, self.kinds, LOG_ROWS)
         events = await store.events(kind="dns.query", after_id=self.last_id, limit=LOG_ROWS)
         table = self.query_one("#dns-table", DataTable)
         if not table.columns:
@@ -161,8 +161,8 @@ class DnsLogScreen(SandboxScreen):
 
 
 class SmtpLogScreen(SandboxScreen):
-    TITLE_TEXT = "SMTP sessions: highlight one to read its transcript"
-    kinds = frozenset({"smtp.session", "smtp.progress"})
+    TITLE_TEXT = "Sessions (SMTP, IMAP, POP3): highlight one to read its transcript"
+    kinds = frozenset({"smtp.session", "smtp.progress", "imap.session", "pop3.session"})
 
     def __init__(self, source: Source) -> None:
         super().__init__(source)
@@ -179,12 +179,15 @@ class SmtpLogScreen(SandboxScreen):
     async def load(self) -> None:
         store = self.source.store
         if self.last_id == 0:
-            self.last_id = await tui_views.log_start(store, "smtp.session", LOG_ROWS)
-        # A session is logged as it opens and after each message (smtp.progress), then
-        # once more when it ends: one row per session, updated in place.
+            self.last_id = await tui_views.log_start(store, self.kinds, LOG_ROWS)
+        # A session is logged as it opens and as it changes (smtp.progress; IMAP and POP3
+        # records with open=true), then once more when it ends: one row, updated in place.
         events = sorted(
-            await store.events(kind="smtp.session", after_id=self.last_id, limit=LOG_ROWS)
-            + await store.events(kind="smtp.progress", after_id=self.last_id, limit=LOG_ROWS)
+            [
+                event
+                for kind in sorted(self.kinds)
+                for event in await store.events(kind=kind, after_id=self.last_id, limit=LOG_ROWS)
+            ]
         )[:LOG_ROWS]
         table = self.query_one("#smtp-table", DataTable)
         if not table.columns:
@@ -192,17 +195,26 @@ class SmtpLogScreen(SandboxScreen):
                 table.add_column(label, key=label)
         for event_id, _at, kind, data in events:
             self.last_id = event_id
-            key = f"{data.get('server')} {data.get('peer')} {data.get('started_at')}"
+            smtp = kind.startswith("smtp.")
+            key = (
+                f"{data.get('server')} {data.get('peer')} {data.get('started_at')}"
+                if smtp
+                else str(data.get("session_id"))
+            )
             self.sessions[key] = data
+            still_open = kind == "smtp.progress" if smtp else bool(data.get("open"))
+            # IMAP/POP3: the helo column says where the session is, the messages column
+            # only whether it is open.
+            where = str(data.get("folder") or "") + (" IDLE" if data.get("idling") else "")
             cells = {
                 "started": clock(float(data.get("started_at") or _at), millis=True),
                 "server": str(data.get("server", "")),
                 "client": str(data.get("peer", "")),
-                "helo": str(data.get("helo") or ""),
-                "auth": str(data.get("auth_user") or ""),
+                "helo": str(data.get("helo") or "") if smtp else where.strip(),
+                "auth": str(data.get("auth_user" if smtp else "user") or ""),
                 "tls": "yes" if data.get("tls") else "",
-                "messages": str(data.get("messages", 0))
-                + ("" if kind == "smtp.session" else " (open)"),
+                "messages": (str(data.get("messages", 0)) if smtp else "")
+                + (" (open)" if still_open else ""),
             }
             if key in table.rows:
                 for column, value in cells.items():
@@ -223,7 +235,7 @@ class SmtpLogScreen(SandboxScreen):
         if data is None:
             return
         text = Text()
-        for line in data.get("transcript") or ():
+        for line in data.get("transcript") or data.get("steps") or ():
             line = str(line)
             style = "cyan" if line.startswith(("C:", ">")) else ""
             text.append(line + "\n", style=style)

@@ -14,6 +14,7 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Any
 
+from sandbox.auth.verdicts import read_verdicts
 from sandbox.links import links_in
 from sandbox.mime import body_parts, parse, readable_text
 
@@ -145,6 +146,7 @@ def message_json(raw: bytes) -> dict[str, Any]:
         ],
         "links": links_in(raw),
         "size": len(raw),
+        "auth": auth.as_json() if (auth := read_verdicts(raw)) is not None else None,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,29 @@ async def test_changes_by_another_process_reach_the_socket(
         cleared = await asyncio.to_thread(cli, "clear", "--data", box.data_path)
         assert cleared.returncode == 0, cleared.stderr
         assert await next_of(ws, "truncate") is None
+
+
+async def test_tag_change_by_another_process_reaches_the_socket(
+    box: AsyncSandbox, client: aiohttp.ClientSession
+) -> None:
+    """Tags travel the change feed too: a second process tags a copy through the store,
+    and this process's WebSocket reports the ``update`` with the new tags."""
+    await submit(box, "ann@alpha.test", ["larry@beta.test"], message("Tag me"))
+    delivered = await box.wait_for(to="larry@beta.test", subject="Tag me")
+    script = (
+        "import asyncio, sys\n"
+        "from sandbox.store import SqliteStore, tags\n"
+        "async def main():\n"
+        "    store = await SqliteStore.open(sys.argv[1], follow=False)\n"
+        "    try:\n"
+        "        await tags.set_tags(store, [int(sys.argv[2])], ['elsewhere'])\n"
+        "    finally:\n"
+        "        await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    async with client.ws_connect("/api/events") as ws:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, box.data_path, str(delivered.id)
+        )
+        assert await proc.wait() == 0
+        assert await next_of(ws, "update") == {"ID": str(delivered.id), "Tags": ["elsewhere"]}

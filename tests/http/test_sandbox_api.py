@@ -1,8 +1,12 @@
-"""The sandbox's own endpoints: journey, queue, chaos, DNS, domains, SMTP sessions, wait."""
+"""The sandbox's own endpoints: journey, queue, chaos, DNS, domains, the session log, wait."""
 
 from __future__ import annotations
 
 import asyncio
+import imaplib
+import poplib
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
@@ -29,6 +33,28 @@ async def test_journey_of_a_relayed_copy(box: AsyncSandbox, client: aiohttp.Clie
     assert len(steps) >= 3
     async with client.get("/api/v1/message/latest/journey") as r:
         assert (await r.json())["id"] == mail.id
+
+
+async def test_auth_verdicts_in_the_message_and_the_journey(
+    box: AsyncSandbox, client: aiohttp.ClientSession
+) -> None:
+    """The receiving MX's verdicts: ``Auth`` beside Mailpit's fields, ``auth`` in the
+    journey; the sender's Sent copy never met an MX, so it has none."""
+    await submit(box, "ann@alpha.test", ["larry@beta.test"], message("Checked"))
+    mail = await box.wait_for(to="larry@beta.test", subject="Checked")
+    async with client.get(f"/api/v1/message/{mail.id}") as r:
+        auth = (await r.json())["Auth"]
+    assert mail.auth is not None
+    assert auth == mail.auth.as_json()
+    assert (auth["spf"], auth["dkim"], auth["dmarc"]) == ("pass", "pass", "pass")
+    assert any(c["method"] == "dkim" and c["result"] == "pass" for c in auth["results"])
+    async with client.get(f"/api/v1/message/{mail.id}/journey") as r:
+        assert (await r.json())["auth"] == auth
+    async with client.get("/api/v1/messages") as r:
+        listed = (await r.json())["messages"]
+    (sent,) = [m["ID"] for m in listed if m["Subject"] == "Checked" and m["ID"] != str(mail.id)]
+    async with client.get(f"/api/v1/message/{sent}") as r:
+        assert (await r.json())["Auth"] is None
 
 
 async def test_journey_errors(client: aiohttp.ClientSession) -> None:
@@ -170,6 +196,79 @@ async def test_smtp_sessions(box: AsyncSandbox, client: aiohttp.ClientSession) -
     submission = next(s for s in sessions if s["server"] == "submission")
     assert submission["messages"] == 1
     assert any("mail from" in str(line).lower() for line in submission["transcript"])  # type: ignore[union-attr]
+
+
+async def _sessions_until(
+    client: aiohttp.ClientSession, protocol: str, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """The session log once ``done`` holds (the journal is written with the next commit)."""
+    sessions: list[dict[str, Any]] = []
+    for _ in range(250):
+        async with client.get("/api/v1/sessions", params={"protocol": protocol}) as r:
+            assert r.status == 200
+            sessions = (await r.json())["sessions"]
+        if done(sessions):
+            return sessions
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the {protocol} session log never got there: {sessions}")
+
+
+async def test_imap_sessions_are_logged_open_then_closed(
+    box: AsyncSandbox, client: aiohttp.ClientSession
+) -> None:
+    """Login, SELECT and IDLE show while the connection lasts; the close ends the entry."""
+    imap = await asyncio.to_thread(imaplib.IMAP4, *box.imap_address)
+    try:
+        await asyncio.to_thread(imap.login, "larry@beta.test", "x")
+        await asyncio.to_thread(imap.select, "INBOX")
+        tag = imap._new_tag().decode()  # imaplib has no IDLE: the raw command and DONE
+        await asyncio.to_thread(imap.send, f"{tag} IDLE\r\n".encode())
+        assert (await asyncio.to_thread(imap.readline)).startswith(b"+")
+        idling = await _sessions_until(client, "imap", lambda s: bool(s) and s[0]["idling"])
+        entry = idling[0]
+        assert entry["protocol"] == "imap" and entry["open"] is True
+        assert (entry["user"], entry["folder"], entry["server"]) == (
+            "larry@beta.test",
+            "INBOX",
+            "imap",
+        )
+        assert [step.split(" ", 1)[1] for step in entry["steps"]] == [
+            "connected",
+            "logged in as larry@beta.test",
+            "selected INBOX",
+            "IDLE started",
+        ]
+        await asyncio.to_thread(imap.send, b"DONE\r\n")
+        assert tag.encode() in await asyncio.to_thread(imap.readline)
+    finally:
+        await asyncio.to_thread(imap.logout)
+    closed = await _sessions_until(client, "imap", lambda s: not s[0]["open"])
+    assert closed[0]["session_id"] == entry["session_id"]
+    assert closed[0]["steps"][-2:][0].endswith("IDLE done")
+    assert closed[0]["steps"][-1].endswith("disconnected")
+
+
+async def test_pop3_sessions_are_logged_and_every_protocol_listed(
+    box: AsyncSandbox, client: aiohttp.ClientSession
+) -> None:
+    await submit(box, "ann@alpha.test", ["larry@beta.test"], message("P"))
+    await box.wait_for(to="larry@beta.test")
+    pop = await asyncio.to_thread(poplib.POP3, *box.pop3_address)
+    await asyncio.to_thread(pop.user, "larry@beta.test")
+    await asyncio.to_thread(pop.pass_, "x")
+    logged_in = await _sessions_until(client, "pop3", lambda s: bool(s) and bool(s[0]["user"]))
+    assert (logged_in[0]["user"], logged_in[0]["open"]) == ("larry@beta.test", True)
+    await asyncio.to_thread(pop.quit)
+    closed = await _sessions_until(client, "pop3", lambda s: not s[0]["open"])
+    assert closed[0]["steps"][-1].endswith("disconnected")
+    every = await _sessions_until(
+        client, "", lambda s: {"smtp", "pop3"} <= {e["protocol"] for e in s}
+    )
+    submission = next(e for e in every if e["server"] == "submission")
+    assert submission["open"] is False and submission["messages"] == 1
+    async with client.get("/api/v1/sessions", params={"protocol": "ftp"}) as r:
+        assert r.status == 400
+        assert "imap" in (await r.json())["Error"]
 
 
 async def test_wait_returns_a_match_already_stored(

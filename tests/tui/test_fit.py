@@ -272,6 +272,45 @@ async def test_smtp_log_shows_a_session_while_it_is_open(store: Filled) -> None:
         assert [k.value for k in table.rows].count(key) == 1
 
 
+async def test_session_log_shows_an_imap_session_with_its_idle(store: Filled) -> None:
+    """IMAP records (one per change) update one row: user, folder and IDLE, then closed."""
+    _, opened, _ = store
+    session = {
+        "session_id": "0123abcd",
+        "server": "imap",
+        "peer": "127.0.0.1:50001",
+        "user": "larry@beta.test",
+        "tls": False,
+        "started_at": 1704186960.0,
+        "open": True,
+        "folder": "INBOX",
+        "idling": True,
+        "steps": ["10:36:00.000 connected", "10:36:00.010 IDLE started"],
+    }
+    opened.journal("imap.session", session)
+    app = app_for(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, SmtpLogScreen))
+        screen = app.screen
+        assert isinstance(screen, SmtpLogScreen)
+        table = screen.query_one("#smtp-table", DataTable)
+
+        def cells() -> tuple[str, ...]:
+            if "0123abcd" not in table.rows:
+                return ()
+            return tuple(str(table.get_cell("0123abcd", c)) for c in ("helo", "auth", "messages"))
+
+        await until(pilot, lambda: cells() == ("INBOX IDLE", "larry@beta.test", " (open)"))
+        table.move_cursor(row=table.get_row_index("0123abcd"))
+        await pilot.pause()
+        assert "IDLE started" in str(screen.query_one("#transcript", Static).render())
+        opened.journal("imap.session", {**session, "open": False, "idling": False})
+        await until(pilot, lambda: cells() == ("INBOX", "larry@beta.test", ""))
+        assert [k.value for k in table.rows].count("0123abcd") == 1
+
+
 def test_a_bounce_names_the_copy_it_is_about() -> None:
     hop = Hop("bounce", "generated", {"failed": ["x@beta.test"], "about": 5, "about_message": 3})
     assert describe(hop) == "about #5 failed: x@beta.test"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import smtplib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from email.message import EmailMessage
 from typing import Any
@@ -116,7 +116,7 @@ async def test_login_lists_folders_and_reads_a_message(webmail: Webmail, browser
     folders = (await browser.get("/webmail/api/folders"))["folders"]
     assert [(f["folder"], f["messages"], f["unseen"]) for f in folders] == [
         ("INBOX", 1, 1),
-        ("Junk", 0, 0),
+        ("Junk", 0, 0),  # where DMARC p=quarantine files mail
         ("Sent", 0, 0),
         ("Trash", 0, 0),
     ]
@@ -139,6 +139,9 @@ async def test_login_lists_folders_and_reads_a_message(webmail: Webmail, browser
     ]
     stored = webmail.sandbox.messages(to="larry@beta.test")
     assert message["id"] == stored[0].id  # the per-copy id the journey endpoint takes
+    assert stored[0].auth is not None  # beta.test's MX checked it: the view shows its verdicts
+    assert message["auth"] == stored[0].auth.as_json()
+    assert message["auth"]["dkim"] == "pass"
 
     response = await browser.client.get(
         webmail.url + "/webmail/api/attachment",
@@ -409,6 +412,9 @@ async def test_the_imap_session_lives_with_the_browser_session(webmail: Webmail,
             break
         await asyncio.sleep(0.02)
     assert session.imap._client.has_pending_idle()
+    # The sandbox's session log shows it like any client's: user, folder, IDLE, open.
+    [logged] = await imap_log(webmail, browser, lambda s: len(s) == 1 and s[0]["idling"])
+    assert (logged["user"], logged["folder"], logged["open"]) == ("larry@beta.test", "INBOX", True)
     await browser.post("/webmail/api/logout", {})
     for _ in range(100):
         if webmail.imap_connections() == before:
@@ -416,6 +422,25 @@ async def test_the_imap_session_lives_with_the_browser_session(webmail: Webmail,
         await asyncio.sleep(0.02)
     assert webmail.imap_connections() == before
     assert (await browser.get("/webmail/api/folders", 401))["Error"]
+    [closed] = await imap_log(webmail, browser, lambda s: len(s) == 1 and not s[0]["open"])
+    assert closed["session_id"] == logged["session_id"] and not closed["idling"]
+    assert closed["steps"][-1].endswith("disconnected")
+
+
+async def imap_log(
+    webmail: Webmail, browser: Browser, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """The IMAP part of the session log once ``done`` holds (it is journaled just after)."""
+    sessions: list[dict[str, Any]] = []
+    for _ in range(250):
+        response = await browser.client.get(
+            webmail.sandbox.http_url + "/api/v1/sessions", params={"protocol": "imap"}
+        )
+        sessions = (await response.json())["sessions"]
+        if done(sessions):
+            return sessions
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the IMAP session log never got there: {sessions}")
 
 
 @pytest.mark.parametrize("webmail_options", [{"session_idle": 0.2}])

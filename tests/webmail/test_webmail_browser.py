@@ -273,6 +273,8 @@ def test_the_journey_tab_draws_the_hops(browser: Browser, sandbox: Sandbox):
     page = log_in(browser, sandbox, "larry@beta.test")
     rows(page).first.click()
     expect(page.locator(".message-head h1")).to_have_text("Track me")
+    # beta.test's MX checked the message: its verdicts sit in the header block.
+    expect(page.locator("[data-testid=auth]")).to_have_text("SPF pass · DKIM pass · DMARC pass")
     page.keyboard.press("7")
     journey = page.locator("[data-testid=journey]")
     expect(journey).to_contain_text("submission server")

@@ -322,7 +322,8 @@ function drawMessage() {
     h("dt", {}, "From"), h("dd", {}, person(msg.from) || "(none)"),
     h("dt", {}, "To"), h("dd", {}, person(msg.to) || "(none)"),
     msg.cc.length ? [h("dt", {}, "Cc"), h("dd", {}, person(msg.cc))] : null,
-    h("dt", {}, "Date"), h("dd", {}, msg.date || "(none)"));
+    h("dt", {}, "Date"), h("dd", {}, msg.date || "(none)"),
+    msg.auth ? [h("dt", {}, "Auth"), authLine(msg.auth)] : null);
   const toolbar = h("div", { class: "toolbar" },
     h("button", { class: "ghost only-narrow", onclick: () => { closeMessage(); $("rows").focus(); } }, "‹ Back"),
     state.all ? null : h("button", { onclick: () => composeFrom("reply"), title: "Reply (r)" }, "Reply"),
@@ -343,6 +344,15 @@ function drawMessage() {
     h("header", { class: "message-head" }, h("h1", {}, msg.subject || "(no subject)"), people, toolbar),
     tabs, body));
   drawTab(body, msg);
+}
+
+// The receiving MX's verdicts, one word a method; each clause with its reason on hover.
+function authLine(auth) {
+  const words = [["SPF", auth.spf], ["DKIM", auth.dkim], ["DMARC", auth.dmarc]];
+  if (auth.arc !== "none") words.push(["ARC", auth.arc]);
+  const detail = auth.results.map((c) => `${c.method}=${c.result}${c.reason ? ` (${c.reason})` : ""}`);
+  return h("dd", { class: "auth", "data-testid": "auth", title: [`by ${auth.authserv_id}`, ...detail].join("\n") },
+    words.map(([name, word], i) => [i ? " · " : "", h("span", { class: `verdict ${word === "pass" ? "pass" : "bad"}` }, `${name} ${word}`)]));
 }
 
 function drawTab(body, msg) {
