@@ -77,8 +77,9 @@ async def delete_copies(
 async def drop_orphans(conn: aiosqlite.Connection, message_ids: Iterable[int]) -> None:
     """Messages no copy refers to any more go (their hops with them), unless still queued."""
     await conn.execute(
-        "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-        " AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = messages.id)",
+        # The copy check inside the id list: outside it, SQLite scans messages.
+        "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?) AS j"
+        " WHERE NOT EXISTS (SELECT 1 FROM entries WHERE message_id = j.value))",
         (json.dumps(sorted(set(message_ids))),),
     )
 

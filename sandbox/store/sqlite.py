@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -249,6 +249,14 @@ class SqliteStore:
             if conn is not None:
                 await conn.close()
         return await cls.open(path, follow=False)
+
+    async def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call ``callback`` with every statement (parameters expanded) that any of the
+        store's connections runs; None stops. For the query-plan test and profiling."""
+        conns = {id(c): c for c in (self._writer_conn, self._reader, self._feed_conn) if c}
+        for conn in conns.values():
+            # sqlite3 takes None to stop tracing; aiosqlite's hint forgot it.
+            await conn.set_trace_callback(cast(Callable[..., Any], callback))
 
     async def poll_changes(self) -> int:
         """Publish other processes' changes now, without waiting for the feed's timer."""
