@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 
 from sandbox.store import SqliteStore
+from sandbox.store import tui_views as queries
 from sandbox.testing import AsyncSandbox
-from sandbox.tui import queries
 
 GROWING = ("messages", "entries", "events", "hops", "changes", "deliveries", "entry_tags")
 
