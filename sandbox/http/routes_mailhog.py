@@ -73,5 +73,7 @@ async def release(request: web.Request) -> web.Response:
     raw = await ctx.store.raw(row.message_id)
     if raw is None:
         raise not_found(f"message {row.id} was deleted")
-    await release_message(ctx.runtime, row.envelope_from, [address], raw)
+    await release_message(
+        ctx.runtime, row.envelope_from, [address], raw, request.headers.get("Authorization")
+    )
     return web.Response(status=200)

@@ -271,7 +271,7 @@ async def send(request: web.Request) -> web.Response:
     it travels the whole journey; answers the ``ID`` of the first copy stored."""
     ctx = api(request)
     body = await json_body(request)
-    entry_id = await send_message(ctx.runtime, body)
+    entry_id = await send_message(ctx.runtime, body, request.headers.get("Authorization"))
     return json_response({"ID": str(entry_id)})
 
 
@@ -285,7 +285,9 @@ async def release(request: web.Request) -> web.Response:
     to = body.get("To")
     if not isinstance(to, list) or not to or not all(isinstance(a, str) for a in to):
         raise bad_request('the body needs "To": a list of addresses, like ["ann@beta.test"]')
-    await release_message(ctx.runtime, row.envelope_from, to, raw)
+    await release_message(
+        ctx.runtime, row.envelope_from, to, raw, request.headers.get("Authorization")
+    )
     return ok_text()
 
 

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import binascii
 import re
+import secrets
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -18,6 +19,7 @@ import aiosmtplib
 
 from sandbox.http.errors import ApiError, bad_request
 from sandbox.store import http_views as views
+from sandbox.store.models import normalize_address
 
 if TYPE_CHECKING:
     from sandbox.runtime import Runtime
@@ -118,10 +120,42 @@ def _attach(message: EmailMessage, item: Any, index: int) -> None:
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
 
 
+def smtp_login(runtime: Runtime, sender: str, authorization: str | None) -> tuple[str, str] | None:
+    """The SMTP AUTH a submission from ``sender`` needs: none unless ``sender`` is an
+    ``[accounts]`` address, which the submission server lets only its own login use;
+    then the request's HTTP basic credentials must be that account's."""
+    address = normalize_address(sender)
+    accounts = {normalize_address(a.address): a.password for a in runtime.config.accounts}
+    if address not in accounts:
+        return None
+    user = password = ""
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        user, _, password = decoded.partition(":")
+    if normalize_address(user) != address or not secrets.compare_digest(
+        password.encode(), accounts[address].encode()
+    ):
+        raise ApiError(
+            403,
+            f"{address} is a configured account: the submission server takes mail from it"
+            " only after SMTP AUTH as it, so send this request with that account's HTTP"
+            f" basic credentials (curl -u {address}:PASSWORD ...)",
+        )
+    return address, password
+
+
 async def _submit(
-    runtime: Runtime, sender: str, recipients: Sequence[str], data: bytes | EmailMessage
+    runtime: Runtime,
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes | EmailMessage,
+    login: tuple[str, str] | None = None,
 ) -> str:
-    """SMTP to the submission server; the queue id of its 250, or an ApiError."""
+    """SMTP to the submission server (with AUTH given ``login``); the queue id of its
+    250, or an ApiError."""
     endpoints = runtime.endpoints
     if endpoints is None:
         raise ApiError(503, "the submission server is not running yet; try again in a moment")
@@ -130,6 +164,8 @@ async def _submit(
         async with aiosmtplib.SMTP(
             hostname=host, port=port, timeout=SMTP_TIMEOUT, start_tls=False
         ) as smtp:
+            if login is not None:
+                await smtp.login(*login)
             if isinstance(data, EmailMessage):
                 errors, reply = await smtp.send_message(
                     data, sender=sender, recipients=list(recipients)
@@ -155,10 +191,13 @@ async def _submit(
     return match.group(1) if match else ""
 
 
-async def send_message(runtime: Runtime, body: dict[str, Any]) -> int:
+async def send_message(
+    runtime: Runtime, body: dict[str, Any], authorization: str | None = None
+) -> int:
     """Submit a Mailpit send request; the ID of its first stored copy."""
     message, sender, recipients = build_message(body)
-    queue_id = await _submit(runtime, sender, recipients, message)
+    login = smtp_login(runtime, sender, authorization)
+    queue_id = await _submit(runtime, sender, recipients, message, login)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + FIRST_COPY_WAIT
     while True:
@@ -175,9 +214,14 @@ async def send_message(runtime: Runtime, body: dict[str, Any]) -> int:
 
 
 async def release_message(
-    runtime: Runtime, sender: str, recipients: Sequence[str], raw: bytes
+    runtime: Runtime,
+    sender: str,
+    recipients: Sequence[str],
+    raw: bytes,
+    authorization: str | None = None,
 ) -> None:
     for index, address in enumerate(recipients):
         if "@" not in address or any(c in address for c in "\r\n<> ,"):
             raise bad_request(f"To[{index}]: {address!r} is not an email address")
-    await _submit(runtime, sender, recipients, raw)
+    login = smtp_login(runtime, sender, authorization)
+    await _submit(runtime, sender, recipients, raw, login)

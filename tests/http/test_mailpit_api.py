@@ -479,3 +479,36 @@ async def test_part_with_a_non_ascii_file_name(
         assert r.status == 200
         assert "filename*=UTF-8''r%C3%A9sum%C3%A9.pdf" in r.headers["Content-Disposition"]
         assert await r.read() == b"%PDF"
+
+
+async def test_send_and_release_from_an_account_log_in_to_smtp() -> None:
+    """With ``[accounts]`` the submission server takes an account's address only after
+    SMTP AUTH as it: the API logs in with the request's HTTP basic credentials, and
+    without them answers a JSON 403 that says what to send."""
+    config = replace(sandbox_config(), accounts=(Account("ann@alpha.test", "right"),))
+    send = {"From": {"Email": "ann@alpha.test"}, "To": [{"Email": "larry@beta.test"}],
+            "Subject": "As Ann", "Text": "hi"}  # fmt: skip
+    async with AsyncSandbox(config=config) as box, aiohttp.ClientSession(box.http_url) as client:
+        async with client.post("/api/v1/send", json=send) as r:
+            assert r.status == 403
+            assert "curl -u ann@alpha.test:PASSWORD" in (await r.json())["Error"]
+        wrong = _basic("ann@alpha.test", "nope")
+        async with client.post("/api/v1/send", json=send, headers=wrong) as r:
+            assert r.status == 403
+        ann = _basic("ann@alpha.test", "right")
+        async with client.post("/api/v1/send", json=send, headers=ann) as r:
+            assert r.status == 200, await r.text()
+            sent_id = (await r.json())["ID"]
+        await box.wait_for(to="larry@beta.test", subject="As Ann")
+        release = {"To": ["moe@gamma.test"]}
+        async with client.post(f"/api/v1/message/{sent_id}/release", json=release) as r:
+            assert r.status == 403
+        async with client.post(
+            f"/api/v1/message/{sent_id}/release", json=release, headers=ann
+        ) as r:
+            assert r.status == 200, await r.text()
+        await box.wait_for(to="moe@gamma.test", subject="As Ann")
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

@@ -63,8 +63,9 @@ def test_message_shape() -> None:
     assert {
         "ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo", "ReturnPath",
         "Subject", "ListUnsubscribe", "Date", "Tags", "Username", "Text", "HTML", "Size",
-        "Inline", "Attachments",
+        "Inline", "Attachments", "Auth",  # Auth: the sandbox's own, null when unchecked
     } == set(full)  # fmt: skip
+    assert full["Auth"] is None  # no Authentication-Results in this message
     assert full["ReturnPath"] == "bounce@alpha.test"
     assert full["Date"] == "2026-12-01T10:00:00+01:00"
     assert full["Text"] == "Hello   there,\n  friend"
