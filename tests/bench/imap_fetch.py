@@ -8,6 +8,9 @@ Dovecot (``dovecot -F`` on free ports, stopped at the end; the harness is shared
 pop3_download.py), the runs alternate between the two servers so that noise from the
 rest of the machine hits both alike, and the ratios are sandbox / Dovecot.
 
+Also timed: one ``FETCH n BODY.PEEK[HEADER.FIELDS (...)]`` per message, each waiting for
+its reply (curl's pattern), on one connection: ``single_fetches_s``.
+
     python tests/bench/imap_fetch.py --messages 10000 --runs 5 [--dovecot]
 """
 
@@ -39,6 +42,8 @@ MAILDIR_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") else None
 sys.path.insert(0, str(ROOT))
 USER = "larry@beta.test"
 HEADER_FETCH = "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])"
+# curl's pattern (and many scripts'): one FETCH a message, each waiting for its reply.
+SINGLE_FETCH = "(BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])"
 _WORDS = [
     "the",
     "quick",
@@ -127,6 +132,20 @@ def time_fetch(host: str, port: int) -> tuple[float, float, int]:
     return selected, fetch, sum(1 for item in fetched if isinstance(item, tuple))
 
 
+def time_single(host: str, port: int, count: int) -> float:
+    """Seconds for ``count`` single-message header FETCHes, one command at a time."""
+    conn = client(host, port)
+    typ, data = conn.select("INBOX", readonly=True)
+    assert typ == "OK", data
+    started = time.perf_counter()
+    for n in range(1, count + 1):
+        typ, _ = conn.fetch(str(n), SINGLE_FETCH)
+        assert typ == "OK"
+    elapsed = time.perf_counter() - started
+    conn.logout()
+    return elapsed
+
+
 def time_mbsync(host: str, port: int, work: Path) -> float:
     binary = shutil.which("mbsync")
     if binary is None:
@@ -150,7 +169,7 @@ def time_mbsync(host: str, port: int, work: Path) -> float:
 def measure(servers: dict[str, tuple[str, int]], runs: int, work: Path) -> None:
     """Alternate between the servers, run by run; print each one's medians, then ratios."""
     times: dict[str, dict[str, list[float]]] = {
-        name: {"select": [], "fetch": [], "mbsync": []} for name in servers
+        name: {"select": [], "fetch": [], "single": [], "mbsync": []} for name in servers
     }
     counts: dict[str, int] = {}
     for _ in range(runs):
@@ -158,6 +177,8 @@ def measure(servers: dict[str, tuple[str, int]], runs: int, work: Path) -> None:
             selected, fetched, counts[name] = time_fetch(host, port)
             times[name]["select"].append(selected)
             times[name]["fetch"].append(fetched)
+        for name, (host, port) in servers.items():
+            times[name]["single"].append(time_single(host, port, counts[name]))
         for name, (host, port) in servers.items():
             times[name]["mbsync"].append(time_mbsync(host, port, work))
     rows = {}
@@ -169,6 +190,8 @@ def measure(servers: dict[str, tuple[str, int]], runs: int, work: Path) -> None:
             "header_fetch_s": round(statistics.median(t["fetch"]), 4),
             "header_fetch_first_s": round(t["fetch"][0], 4),
             "header_fetch_runs": [round(f, 3) for f in t["fetch"]],
+            "single_fetches_s": round(statistics.median(t["single"]), 3),
+            "single_fetch_ms": round(1000 * statistics.median(t["single"]) / counts[name], 3),
             "mbsync_s": round(statistics.median(t["mbsync"]), 4),
             "maildir_on": MAILDIR_ROOT or tempfile.gettempdir(),
             "runs": runs,
@@ -176,7 +199,13 @@ def measure(servers: dict[str, tuple[str, int]], runs: int, work: Path) -> None:
         print(json.dumps(rows[name]))
     if "dovecot" in rows:
         ours, theirs = rows["mail-sandbox"], rows["dovecot"]
-        keys = ("select_s", "header_fetch_s", "header_fetch_first_s", "mbsync_s")
+        keys = (
+            "select_s",
+            "header_fetch_s",
+            "header_fetch_first_s",
+            "single_fetches_s",
+            "mbsync_s",
+        )
         print(json.dumps({f"ratio_{k}": _ratio(ours[k], theirs[k]) for k in keys}))
 
 
