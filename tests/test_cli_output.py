@@ -106,7 +106,11 @@ def test_queue_and_journeys_show_copy_ids_and_show_takes_either_form(
 
     by_copy = json.loads(cli("show", *data, str(sent_copy["id"]), "--json").stdout)
     by_message = json.loads(cli("show", *data, f"m{delivery['message_id']}", "--json").stdout)
-    assert by_message == by_copy
+    # The relay keeps retrying (tempfail) between the two calls: the later one may see
+    # more hops; everything else, and the hops both saw, are the same.
+    seen = len(by_copy["journey"])
+    assert by_message["journey"][:seen] == by_copy["journey"]
+    assert {**by_message, "journey": None} == {**by_copy, "journey": None}
     bad = cli("show", *data, "seven")
     assert bad.returncode == 2 and "is not a message id" in bad.stderr
 
